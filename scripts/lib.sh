@@ -1,0 +1,33 @@
+# Shared helpers for the setup steps (sourced, not run).
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+CACHE_DIR="${ZOU_EVENTS_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/zou-events}"
+mkdir -p "$CACHE_DIR"
+
+log() { printf '[setup] %s\n' "$*" >&2; }
+
+# apt_install PKG... : installs the Debian packages that are missing.
+apt_install() {
+    local missing=()
+    for pkg in "$@"; do
+        dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")
+    done
+    [ "${#missing[@]}" -eq 0 ] && return 0
+    log "installing Debian packages: ${missing[*]}"
+    export DEBIAN_FRONTEND=noninteractive
+    if [ ! -f "$CACHE_DIR/apt-updated" ] || [ -n "$(find "$CACHE_DIR/apt-updated" -mmin +720)" ]; then
+        apt-get update -qq </dev/null && touch "$CACHE_DIR/apt-updated"
+    fi
+    apt-get install -y -qq --no-install-recommends "${missing[@]}" </dev/null >/dev/null
+}
+
+# stamp_fresh NAME FILE... : true when NAME was stamped with the same content hash of FILEs.
+stamp_fresh() {
+    local name=$1; shift
+    local want; want=$(cat "$@" | sha256sum | cut -c1-16)
+    [ -f "$ROOT/.setup-stamps/$name" ] && [ "$(cat "$ROOT/.setup-stamps/$name")" = "$want" ]
+}
+stamp_write() {
+    local name=$1; shift
+    mkdir -p "$ROOT/.setup-stamps"
+    cat "$@" | sha256sum | cut -c1-16 >"$ROOT/.setup-stamps/$name"
+}
