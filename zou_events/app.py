@@ -1,0 +1,178 @@
+"""Assembly of one instance: configuration, Redis links, Socket.IO server, HTTP routes.
+
+gunicorn loads ``zou_events.app:create_app()`` in its (single) gevent worker, after gevent
+has patched the standard library.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from typing import Any
+
+import redis
+import socketio
+import structlog
+
+from zou_events import logs, metrics, redis_link
+from zou_events.authenticator import Authenticator
+from zou_events.config import (
+    AUTH_TOKEN_BLACKLIST_DB_INDEX,
+    KV_EVENTS_DB_INDEX,
+    Settings,
+    load_settings,
+)
+from zou_events.drain import close_gradually
+from zou_events.fanout import Fanout
+from zou_events.http_routes import HttpRoutes
+from zou_events.server import ConnectionHandlers, EventServer
+from zou_events.sessions import Sessions
+from zou_events.subscriber import Subscriber
+from zou_events.zou_api import ZouApi
+
+log = structlog.get_logger("zou_events.app")
+
+
+class Runtime:
+    """Everything one instance runs, wired together."""
+
+    def __init__(self, settings: Settings, mode: str) -> None:
+        self.settings = settings
+        self.mode = mode
+        self.host_id = uuid.uuid4().hex
+        self.sio = EventServer(settings)
+        self.fanout = Fanout(self.sio, self.host_id)
+        self.subscriber: Subscriber | None = None
+        revocation: redis.Redis | None = None
+        if mode == "redis":
+            revocation = redis_link.connect(settings, AUTH_TOKEN_BLACKLIST_DB_INDEX, decode=True)
+            events = redis_link.connect(settings, KV_EVENTS_DB_INDEX, decode=False)
+            self.fanout.publish = self._publisher(events)
+            self.subscriber = Subscriber(
+                lambda: redis_link.connect(
+                    settings, KV_EVENTS_DB_INDEX, decode=False, for_pubsub=True
+                ),
+                settings.channel,
+                self.fanout,
+            )
+        self.sessions = Sessions(
+            kick=lambda sid, reason: self.connections.kick(sid, reason),
+            revoked=_revoked_lookup(revocation) if revocation is not None else None,
+            sweep_interval=settings.revocation_check_interval,
+        )
+        zou = (
+            ZouApi(settings.zou_api_url, settings.zou_api_timeout, settings.zou_api_cache_seconds)
+            if settings.zou_api_url
+            else None
+        )
+        authenticator = Authenticator(
+            settings.secret_key,
+            (lambda jti: revocation.get(jti) == "true") if revocation is not None else None,
+            zou,
+        )
+        self.connections = ConnectionHandlers(self.sio, authenticator, self.sessions)
+        self.http = HttpRoutes(self.is_ready, self.stats, self.refresh_gauges)
+        self.draining = False
+
+    def _publisher(self, client: redis.Redis) -> Any:
+        channel = self.settings.channel
+
+        def publish(data: bytes) -> None:
+            try:
+                client.publish(channel, data)
+            except redis.RedisError as error:
+                log.warning("cannot publish to redis", error=str(error))
+
+        return publish
+
+    def start(self) -> None:
+        if self.subscriber is not None:
+            self.subscriber.start()
+        self.sessions.start()
+
+    def is_ready(self) -> tuple[bool, str]:
+        if self.draining:
+            return False, "draining"
+        if self.subscriber is not None and not self.subscriber.subscribed:
+            return False, "not subscribed to redis"
+        return True, ""
+
+    def stats(self) -> dict[str, Any]:
+        counts = self.connections.counts()
+        return {
+            "nb_connections": counts["/events"],
+            "namespaces": counts,
+            "instance": {"id": self.settings.instance_id, "mode": self.mode},
+        }
+
+    def refresh_gauges(self) -> None:
+        """Per-transport socket counts, computed when scraped rather than on every upgrade."""
+        sockets = self.sio.eio.sockets
+        ready, _ = self.is_ready()
+        metrics.ready.set(1 if ready else 0)
+        for namespace in metrics.NAMESPACES:
+            members = self.sio.manager.rooms.get(namespace, {}).get(None)
+            eio_sids = list(members._fwdm.values()) if members is not None else []
+            upgraded = sum(1 for e in eio_sids if getattr(sockets.get(e), "upgraded", False))
+            metrics.connected_sockets.labels(namespace, "websocket").set(upgraded)
+            metrics.connected_sockets.labels(namespace, "polling").set(len(eio_sids) - upgraded)
+
+    def drain(self) -> None:
+        """SIGTERM: refuse new sessions (503), then close the existing ones gradually."""
+        self.draining = True
+        metrics.draining.set(1)
+        metrics.ready.set(0)
+        eio_sids = list(self.sio.eio.sockets)
+        for sid, _identity in self.sessions.items():
+            self.connections.kick_reasons[sid] = "server_shutdown"
+        close_gradually(eio_sids, self._close_transport, self.settings.graceful_timeout)
+        if self.subscriber is not None:
+            self.subscriber.stop()
+
+    def _close_transport(self, eio_sid: str) -> None:
+        """Send Engine.IO CLOSE without waiting for a polling client to collect it
+        (engineio's own disconnect() blocks until it does); closed sockets are reaped by
+        engineio's service task."""
+        socket = self.sio.eio.sockets.get(eio_sid)
+        if socket is not None:
+            socket.close(wait=False, reason=self.sio.eio.reason.SERVER_DISCONNECT)
+
+    def wsgi_app(self) -> Any:
+        inner = socketio.WSGIApp(self.sio, self.http, socketio_path="socket.io")
+
+        def app(environ: dict[str, Any], start_response: Any) -> Any:
+            if (
+                self.draining
+                and environ.get("PATH_INFO", "").startswith("/socket.io")
+                and "sid=" not in environ.get("QUERY_STRING", "")
+            ):
+                start_response("503 SERVICE UNAVAILABLE", [("Retry-After", "1")])
+                return [b"draining"]
+            return inner(environ, start_response)
+
+        app.runtime = self  # type: ignore[attr-defined]  # for the gunicorn SIGTERM hook
+        return app
+
+
+def _revoked_lookup(client: redis.Redis) -> Any:
+    def revoked(jtis: list[str]) -> set[str]:
+        return {jti for jti, value in zip(jtis, client.mget(jtis), strict=True) if value == "true"}
+
+    return revoked
+
+
+def create_app() -> Any:
+    """The WSGI application of one instance (called once per worker)."""
+    settings = load_settings()
+    logs.configure(settings.log_level, settings.log_format, settings.access_log)
+    mode = os.environ.get("ZOU_EVENTS_RESOLVED_MODE") or redis_link.resolve_mode(settings)
+    runtime = Runtime(settings, mode)
+    runtime.start()
+    log.info(
+        "instance started",
+        mode=mode,
+        instance_id=settings.instance_id,
+        redis=settings.redis.describe() if mode == "redis" else None,
+        zou_api=settings.zou_api_url or "disabled",
+    )
+    return runtime.wsgi_app()

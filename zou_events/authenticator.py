@@ -1,0 +1,75 @@
+"""Deciding whether a connecting socket is someone: local token checks, then Zou's word."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import replace
+from typing import Any
+
+import structlog
+
+from zou_events.auth import AuthRefused, Identity, handshake_token, payload_token, verify
+from zou_events.zou_api import ZouApi, ZouUnavailable
+
+log = structlog.get_logger("zou_events.authenticator")
+
+IsRevoked = Callable[[str], bool]  # jti -> revoked in Zou's store (raises when unknown)
+
+
+class Authenticator:
+    def __init__(self, secret_key: str, is_revoked: IsRevoked | None, zou: ZouApi | None):
+        self._secret_key = secret_key
+        self._is_revoked = is_revoked
+        self._zou = zou
+
+    def authenticate(self, environ: dict[str, Any], auth: Any) -> Identity:
+        """The socket's identity, or AuthRefused with Zou's reason (Zou 1.0.97's order)."""
+        from_handshake = handshake_token(environ)
+        from_payload = payload_token(auth)
+        if from_handshake is None:
+            if from_payload is None:
+                raise AuthRefused("missing_token")
+            return self._check(from_payload, "auth")
+        try:
+            return self._check(*from_handshake)
+        except AuthRefused:
+            if from_payload is None:
+                raise
+            return self._check(from_payload, "auth")
+
+    def _check(self, token: str, source: str) -> Identity:
+        identity = verify(token, self._secret_key, source, now=time.time())
+        revocation_checked = self._check_revocation(identity)
+        if self._zou is None:
+            if revocation_checked is False:
+                raise AuthRefused("zou_unavailable")  # nobody can tell whether it was revoked
+            return identity
+        try:
+            # Without our own revocation check, only a fresh answer from Zou will do.
+            account = self._zou.account(
+                token, identity.jti, fallback_to_stale=revocation_checked is True
+            )
+        except ZouUnavailable:
+            raise AuthRefused("zou_unavailable") from None
+        if account is None:
+            raise AuthRefused("unknown_account")
+        if not account.active:
+            raise AuthRefused("inactive")
+        return replace(identity, is_preview_account=account.preview_project_id is not None)
+
+    def _check_revocation(self, identity: Identity) -> bool | None:
+        """True when Zou's store was read, False when it could not be, None without one.
+
+        Only person tokens are revoked in Redis; bot tokens are checked by Zou's API.
+        """
+        if identity.identity_type != "person" or self._is_revoked is None:
+            return None
+        try:
+            revoked = self._is_revoked(identity.jti)
+        except Exception as error:  # Redis down: Zou's API still checks revocation itself
+            log.warning("revocation store unreachable", error=str(error))
+            return False
+        if revoked:
+            raise AuthRefused("revoked")
+        return True

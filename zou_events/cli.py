@@ -1,0 +1,122 @@
+"""The `zou-events` command: serve, check, publish, stats."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import uuid
+from collections.abc import Sequence
+
+import structlog
+import urllib3
+
+from zou_events import __version__, logs, redis_link
+from zou_events.config import KV_EVENTS_DB_INDEX, ConfigError, Settings, load_settings
+
+EXIT_CONFIG, EXIT_CHECK_FAILED = 2, 1
+
+
+def _serve(settings: Settings, _args: argparse.Namespace) -> int:
+    logs.configure(settings.log_level, settings.log_format, settings.access_log)
+    mode = redis_link.resolve_mode(settings)
+    log = structlog.get_logger("zou_events.cli")
+    if mode == "standalone":
+        log.warning(
+            "starting in standalone mode: no Redis configured or reachable; state is in memory "
+            "and this instance cannot share rooms with others",
+            mode=mode,
+        )
+    else:
+        log.info("starting in redis mode", mode=mode, redis=settings.redis.describe())
+    os.environ["ZOU_EVENTS_RESOLVED_MODE"] = mode
+    argv = [sys.executable, "-m", "gunicorn", "--config", "python:zou_events.gunicorn_config"]
+    os.execv(sys.executable, argv)  # same PID: systemd's notify socket and signals reach gunicorn
+    return 0  # not reached
+
+
+def _check(settings: Settings, _args: argparse.Namespace) -> int:
+    ok = True
+    print(f"configuration: ok (instance {settings.instance_id}, port {settings.port})")
+    if settings.mode == "standalone":
+        print("redis: not used (ZOU_EVENTS_MODE=standalone)")
+    elif redis_link.answers(settings, timeout=2.0):
+        print(f"redis: ok ({settings.redis.describe()})")
+    else:
+        ok = False
+        print(f"redis: FAILED, no answer from {settings.redis.describe()}")
+    if not settings.zou_api_url:
+        print("zou api: check disabled (ZOU_EVENTS_ZOU_API_URL is empty)")
+    else:
+        try:
+            response = urllib3.request(
+                "GET", settings.zou_api_url + "/", timeout=settings.zou_api_timeout, retries=False
+            )
+            reachable = response.status < 500
+            print(f"zou api: {'ok' if reachable else 'FAILED'} (HTTP {response.status})")
+            ok = ok and reachable
+        except urllib3.exceptions.HTTPError as error:
+            ok = False
+            print(f"zou api: FAILED, {settings.zou_api_url} unreachable ({type(error).__name__})")
+    return 0 if ok else EXIT_CHECK_FAILED
+
+
+def _publish(settings: Settings, args: argparse.Namespace) -> int:
+    try:
+        payload = json.loads(args.json)
+    except ValueError as error:
+        print(f"publish: JSON is invalid: {error}", file=sys.stderr)
+        return EXIT_CONFIG
+    # Exactly what Zou's API publishes (python-socketio 5.16 write-only RedisManager).
+    message = {
+        "method": "emit",
+        "event": args.event,
+        "data": [payload],
+        "binary": False,
+        "namespace": "/events",
+        "room": None,
+        "skip_sid": None,
+        "callback": None,
+        "host_id": uuid.uuid4().hex,
+    }
+    client = redis_link.connect(settings, KV_EVENTS_DB_INDEX, decode=True)
+    receivers = client.publish(settings.channel, json.dumps(message))
+    print(f"published {args.event} to {receivers} subscriber(s)")
+    return 0
+
+
+def _stats(settings: Settings, args: argparse.Namespace) -> int:
+    url = args.url or f"http://{settings.host}:{settings.port}/stats"
+    try:
+        response = urllib3.request("GET", url, timeout=5.0, retries=False)
+    except urllib3.exceptions.HTTPError as error:
+        print(f"stats: {url} unreachable ({type(error).__name__})", file=sys.stderr)
+        return EXIT_CHECK_FAILED
+    print(json.dumps(json.loads(response.data), indent=2, sort_keys=True))
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="zou-events", description=__doc__)
+    parser.add_argument("--version", action="version", version=f"zou-events {__version__}")
+    commands = parser.add_subparsers(dest="command", required=True)
+    commands.add_parser("serve", help="run the server (gunicorn, one gevent worker)")
+    commands.add_parser("check", help="check the configuration, Redis and Zou's API")
+    publish = commands.add_parser("publish", help="publish an event exactly as Zou's API does")
+    publish.add_argument("event", help='event name, e.g. "main:test"')
+    publish.add_argument("json", nargs="?", default="{}", help="payload as JSON (default {})")
+    stats = commands.add_parser("stats", help="print the running server's /stats")
+    stats.add_argument("--url", help="stats URL (default: this configuration's host and port)")
+    args = parser.parse_args(argv)
+    try:
+        settings = load_settings()
+    except ConfigError as error:
+        print(f"zou-events: configuration error: {error}", file=sys.stderr)
+        return EXIT_CONFIG
+    handlers = {"serve": _serve, "check": _check, "publish": _publish, "stats": _stats}
+    return handlers[args.command](settings, args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,125 @@
+"""The hot path: one decoded emit to every local recipient socket.
+
+The Socket.IO packet and the Engine.IO packet are encoded once per message; WebSocket
+recipients share one pre-built frame (see websocket.share_frame). No Redis round trip, lock
+or per-recipient allocation beyond the queue put happens here.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable
+from typing import Any
+
+import socketio
+import structlog
+from engineio import packet as eio_packet
+from socketio import packet as sio_packet
+
+from zou_events import metrics
+from zou_events.messages import Emit, RoomChange
+from zou_events.websocket import share_frame
+
+log = structlog.get_logger("zou_events.fanout")
+
+Publisher = Callable[[bytes], None]
+
+
+class Fanout:
+    """Delivers emits to this instance's sockets and, for room emits, to the cluster."""
+
+    def __init__(self, server: socketio.Server, host_id: str) -> None:
+        self.server = server
+        self.host_id = host_id
+        self.publish: Publisher | None = None  # set when a Redis channel is available
+
+    def deliver(self, emit: Emit, arrived: float) -> int:
+        """Send ``emit`` to the matching local sockets; returns the number of recipients."""
+        manager = self.server.manager
+        namespace_rooms = manager.rooms.get(emit.namespace)
+        if not namespace_rooms:
+            return 0
+        recipients = self._recipients(namespace_rooms, emit)
+        if not recipients:
+            return 0
+        packet = self.server.packet_class(
+            sio_packet.EVENT, namespace=emit.namespace, data=[emit.event, *emit.args]
+        )
+        encoded = packet.encode()
+        parts = encoded if isinstance(encoded, list) else [encoded]
+        eio_packets = [eio_packet.Packet(eio_packet.MESSAGE, part) for part in parts]
+        sockets = self.server.eio.sockets
+        websocket_count = sum(
+            1 for eio_sid in recipients if getattr(sockets.get(eio_sid), "upgraded", False)
+        )
+        for pkt in eio_packets:
+            share_frame(pkt.encode(), arrived, websocket_count)
+        send = self.server.eio.send_packet
+        for eio_sid in recipients:
+            for pkt in eio_packets:
+                send(eio_sid, pkt)
+        if emit.namespace in metrics.NAMESPACES:
+            metrics.deliveries.labels(emit.namespace).inc(len(recipients))
+        return len(recipients)
+
+    def _recipients(self, namespace_rooms: dict[Any, Any], emit: Emit) -> list[str]:
+        rooms = emit.room if isinstance(emit.room, list) else [emit.room]
+        # Sockets still being authenticated are in the namespace's rooms already: skip them,
+        # or they would receive events before (or without) being accepted.
+        pending = self.server.manager.pending_connect.get(emit.namespace, ())
+        excluded = set(emit.skip_sids).union(pending) if pending or emit.skip_sids else None
+        found: dict[str, str] = {}
+        for room in rooms:
+            members = namespace_rooms.get(room)
+            if members is not None:
+                found.update(members._fwdm)
+        if excluded:
+            return [eio_sid for sid, eio_sid in found.items() if sid not in excluded]
+        return list(found.values())
+
+    def apply_room_change(self, change: RoomChange) -> None:
+        """Room membership and disconnects published by other instances."""
+        manager = self.server.manager
+        if change.method == "close_room":
+            manager.close_room(change.room, change.namespace)
+            return
+        if change.sid is None or not manager.is_connected(change.sid, change.namespace):
+            return  # not ours (Zou publishes leave_room with a person id as sid: a no-op)
+        if change.method == "enter_room":
+            manager.enter_room(change.sid, change.namespace, change.room)
+        elif change.method == "leave_room":
+            manager.leave_room(change.sid, change.namespace, change.room)
+        else:
+            self.server.disconnect(change.sid, namespace=change.namespace, ignore_queue=True)
+
+    def emit(self, event: str, data: Any, namespace: str, room: str | None) -> None:
+        """Emit from a local handler: deliver here, then to the other instances."""
+        emit = Emit(
+            event=event,
+            args=[data],
+            namespace=namespace,
+            room=room,
+            skip_sids=(),
+            host_id=self.host_id,
+            published_at=None,
+        )
+        self.deliver(emit, time.monotonic())
+        if self.publish is not None:
+            self.publish(self.encode_for_cluster(emit))
+
+    def encode_for_cluster(self, emit: Emit) -> bytes:
+        """python-socketio 5.16's message format, plus our publication time."""
+        message = {
+            "method": "emit",
+            "event": emit.event,
+            "data": emit.args,
+            "binary": False,
+            "namespace": emit.namespace,
+            "room": emit.room,
+            "skip_sid": None,
+            "callback": None,
+            "host_id": self.host_id,
+            "zou_events_published_at": time.time(),
+        }
+        return json.dumps(message, separators=(",", ":")).encode()

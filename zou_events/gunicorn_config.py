@@ -1,0 +1,57 @@
+"""gunicorn settings for one zou-events instance (module-level names are gunicorn settings).
+
+Exactly one gevent worker: Kitsu starts with long-polling and upgrades to WebSocket, so every
+request of an Engine.IO session must reach the same process. Scale with more instances (one
+port each) behind nginx's consistent hash instead.
+"""
+
+import os
+import signal
+from typing import Any
+
+import gevent
+
+from zou_events.config import load_settings
+from zou_events.logs import logging_config
+
+_settings = load_settings()
+
+wsgi_app = "zou_events.app:create_app()"
+bind = [f"{_settings.host}:{_settings.port}"]
+workers = 1
+worker_class = "gevent"
+worker_connections = _settings.worker_connections
+timeout = 30  # gevent worker heartbeat, not a request timeout
+graceful_timeout = _settings.graceful_timeout
+keepalive = 2  # idle keep-alive connections would otherwise hold a shutdown back
+max_requests = 0  # recycling the worker would drop every socket
+preload_app = False  # the gevent worker must patch the stdlib before the app is imported
+proc_name = f"zou-events:{_settings.port}"
+errorlog = "-"
+logconfig_dict = logging_config(_settings.log_level, _settings.log_format, _settings.access_log)
+forwarded_allow_ips = os.environ.get("FORWARDED_ALLOW_IPS", "127.0.0.1,::1")
+
+# gunicorn >= 25.1 opens a control socket by default in $XDG_RUNTIME_DIR or $HOME: keep it in
+# systemd's RuntimeDirectory when there is one, otherwise do without it.
+_runtime_dir = os.environ.get("RUNTIME_DIRECTORY")
+if _runtime_dir:
+    control_socket = os.path.join(_runtime_dir.split(":")[0], f"gunicorn-{_settings.port}.ctl")
+else:
+    control_socket_disable = True
+
+
+def post_worker_init(worker: Any) -> None:
+    """SIGTERM drains the sockets first, then lets gunicorn finish the worker."""
+    runtime = worker.wsgi.runtime
+
+    def drain_then_exit() -> None:
+        try:
+            runtime.drain()
+        finally:
+            worker.alive = False
+
+    def on_term(_signum: int, _frame: Any) -> None:
+        if not runtime.draining:
+            gevent.spawn(drain_then_exit)
+
+    signal.signal(signal.SIGTERM, on_term)

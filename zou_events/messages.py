@@ -1,0 +1,136 @@
+"""Decoding of python-socketio message-queue messages read from Redis (pure, no I/O).
+
+Zou's API publishes with python-socketio's write-only RedisManager. Every JSON-era format
+is accepted (5.14: ``data`` is the raw argument; 5.14.3/5.15: adds ``binary``; 5.16+:
+``data`` is the list of arguments) and read the way python-socketio 5.16+ reads it. The
+pickle era (python-socketio <= 5.13, Zou <= 0.20.76) is refused: unpickling data from the
+network would let whoever can publish on Redis run code here.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+from dataclasses import dataclass
+from typing import Any
+
+from socketio.packet import Packet
+
+_PICKLE_PROTOCOL_2_PLUS = 0x80
+MAX_ID_LENGTH = 256
+
+
+class DroppedMessage(Exception):
+    """A message that cannot be used; ``reason`` is a metrics label."""
+
+    def __init__(self, reason: str, detail: str) -> None:
+        super().__init__(detail)
+        self.reason = reason
+
+
+@dataclass(frozen=True, slots=True)
+class Emit:
+    event: str
+    args: list[Any]  # Socket.IO arguments, in order
+    namespace: str
+    room: str | list[str] | None
+    skip_sids: tuple[str, ...]
+    host_id: str | None
+    published_at: float | None  # set by zou-events publishers only
+
+
+@dataclass(frozen=True, slots=True)
+class RoomChange:
+    method: str  # "enter_room", "leave_room", "close_room" or "disconnect"
+    sid: str | None
+    namespace: str
+    room: str | None
+    host_id: str | None
+
+
+Message = Emit | RoomChange
+
+
+def _optional_str(message: dict[str, Any], key: str) -> str | None:
+    value = message.get(key)
+    if value is None or (isinstance(value, str) and len(value) <= MAX_ID_LENGTH):
+        return value
+    raise DroppedMessage("bad_field", f"{key} must be a short string or null")
+
+
+def _room(message: dict[str, Any]) -> str | list[str] | None:
+    room = message.get("room")
+    if isinstance(room, list) and all(isinstance(r, str) for r in room):
+        return room
+    return _optional_str(message, "room")
+
+
+def _skip_sids(message: dict[str, Any]) -> tuple[str, ...]:
+    skip = message.get("skip_sid")
+    if skip is None:
+        return ()
+    if isinstance(skip, str):
+        return (skip,)
+    if isinstance(skip, list) and all(isinstance(s, str) for s in skip):
+        return tuple(skip)
+    raise DroppedMessage("bad_field", "skip_sid must be a string, a list of strings or null")
+
+
+def _arguments(message: dict[str, Any]) -> list[Any]:
+    """The emit arguments exactly as python-socketio 5.16's ``_handle_emit`` derives them."""
+    data = message.get("data")
+    if message.get("binary"):
+        if not isinstance(data, list) or not data:
+            raise DroppedMessage("bad_field", "binary data must be a non-empty list")
+        try:
+            attachments = [base64.b64decode(a, validate=True) for a in data[1:]]
+        except (binascii.Error, TypeError, ValueError):
+            raise DroppedMessage("bad_field", "binary attachments must be base64") from None
+        try:
+            data = Packet.reconstruct_binary(data[0], attachments)
+        except (IndexError, KeyError, TypeError):
+            raise DroppedMessage("bad_field", "binary placeholders do not match") from None
+    if isinstance(data, list):
+        return data  # one element -> one argument, several -> several arguments
+    return [data]  # 5.14 and 5.15 published the raw argument
+
+
+def decode(raw: bytes | str) -> Message | None:
+    """Decode one Redis message; None for messages with nothing to do here (callbacks)."""
+    if isinstance(raw, bytes) and raw[:1] == bytes([_PICKLE_PROTOCOL_2_PLUS]):
+        raise DroppedMessage("pickle", "pickle-encoded message (python-socketio <= 5.13)")
+    try:
+        message = json.loads(raw)
+    except (ValueError, UnicodeDecodeError):
+        raise DroppedMessage("malformed_json", "message is not valid JSON") from None
+    if not isinstance(message, dict):
+        raise DroppedMessage("not_an_object", "message is not a JSON object")
+    method = message.get("method")
+    namespace = _optional_str(message, "namespace") or "/"
+    host_id = _optional_str(message, "host_id")
+    if method == "emit":
+        event = message.get("event")
+        if not isinstance(event, str) or not event:
+            raise DroppedMessage("bad_field", "event must be a non-empty string")
+        published_at = message.get("zou_events_published_at")
+        return Emit(
+            event=event,
+            args=_arguments(message),
+            namespace=namespace,
+            room=_room(message),
+            skip_sids=_skip_sids(message),
+            host_id=host_id,
+            published_at=published_at if isinstance(published_at, int | float) else None,
+        )
+    if method in ("enter_room", "leave_room", "close_room", "disconnect"):
+        return RoomChange(
+            method=method,
+            sid=_optional_str(message, "sid"),
+            namespace=namespace,
+            room=_optional_str(message, "room"),
+            host_id=host_id,
+        )
+    if method == "callback":
+        return None  # acknowledgements across hosts: zou-events never asks for one
+    raise DroppedMessage("unknown_method", f"unknown method {str(method)[:40]!r}")

@@ -1,0 +1,217 @@
+"""Prometheus metrics of one instance.
+
+One gevent worker per instance, so the default in-process registry is used (it keeps the
+process_* and python_gc_* collectors). Labels come from small fixed sets only: never a room,
+person, playlist or socket id. Every label set is created at import so series exist at zero.
+"""
+
+from __future__ import annotations
+
+import platform
+
+import engineio
+import socketio
+from prometheus_client import Counter, Gauge, Histogram, Info
+
+from zou_events import __version__
+
+NAMESPACES = ("/", "/events")
+TRANSPORTS = ("polling", "websocket")
+EVENT_FAMILIES = (
+    "asset",
+    "build-job",
+    "chat",
+    "comment",
+    "concept",
+    "edit",
+    "episode",
+    "main",
+    "notification",
+    "person",
+    "playlist",
+    "preview-file",
+    "preview-room",
+    "project",
+    "sequence",
+    "shot",
+    "task",
+    "other",
+)
+REFUSAL_REASONS = (
+    "missing_token",
+    "invalid_token",
+    "expired",
+    "revoked",
+    "refresh_token",
+    "inactive",
+    "unknown_account",
+    "two_factor",
+    "zou_unavailable",
+    "unknown_namespace",
+)
+DISCONNECT_REASONS = (
+    "client",
+    "ping_timeout",
+    "transport",
+    "token_expired",
+    "token_revoked",
+    "rate_limited",
+    "server_shutdown",
+    "server",
+)
+DROP_REASONS = ("malformed_json", "not_an_object", "pickle", "unknown_method", "bad_field")
+ROOM_EVENTS = (
+    "open-playlist",
+    "close-playlist",
+    "join",
+    "leave",
+    "room-updated",
+    "add-annotation",
+    "update-annotation",
+    "remove-annotation",
+    "change-version",
+    "panzoom-changed",
+    "comparison-panzoom-changed",
+)
+ROOM_REFUSALS = (
+    "invalid_payload",
+    "no_access",
+    "not_opened",
+    "preview_account",
+    "rate_limited",
+    "too_large",
+    "store_unavailable",
+)
+ZOU_API_ENDPOINTS = ("authenticated", "playlist")
+ZOU_API_OUTCOMES = ("ok", "denied", "error", "timeout", "circuit_open", "cache")
+ROOM_SIZE_BUCKETS = ("1", "2", "3-5", "6-10", "11-20", "21+")
+
+LATENCY_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
+
+build_info = Info("zou_events_build", "Version of zou-events and of its Socket.IO stack")
+build_info.info(
+    {
+        "version": __version__,
+        "python_version": platform.python_version(),
+        "socketio_version": getattr(socketio, "__version__", "unknown"),
+        "engineio_version": getattr(engineio, "__version__", "unknown"),
+    }
+)
+
+connected_sockets = Gauge(
+    "zou_events_connected_sockets",
+    "Sockets connected to a namespace on this instance",
+    ["namespace", "transport"],
+)
+connections_accepted = Counter(
+    "zou_events_connections_accepted_total", "Namespace connections accepted", ["namespace"]
+)
+connections_refused = Counter(
+    "zou_events_connections_refused_total", "Namespace connections refused", ["reason"]
+)
+disconnects = Counter(
+    "zou_events_disconnects_total", "Namespace disconnections", ["namespace", "reason"]
+)
+redis_messages = Counter(
+    "zou_events_redis_messages_total", "Emit messages received from Redis", ["family"]
+)
+redis_messages_dropped = Counter(
+    "zou_events_redis_messages_dropped_total",
+    "Messages from Redis dropped as unusable",
+    ["reason"],
+)
+deliveries = Counter(
+    "zou_events_deliveries_total", "Event packets queued to sockets", ["namespace"]
+)
+delivery_seconds = Histogram(
+    "zou_events_delivery_seconds",
+    "From a message's arrival from Redis to its write on the last WebSocket recipient",
+    buckets=LATENCY_BUCKETS,
+)
+publish_delay_seconds = Histogram(
+    "zou_events_publish_delay_seconds",
+    "From publication by a zou-events instance to arrival here (room emits carry a timestamp)",
+    buckets=LATENCY_BUCKETS,
+)
+redis_subscribed = Gauge(
+    "zou_events_redis_subscribed", "1 while subscribed to the Redis channel, else 0"
+)
+redis_reconnects = Counter(
+    "zou_events_redis_reconnects_total", "Re-subscriptions to Redis after a lost connection"
+)
+room_events = Counter("zou_events_room_events_total", "Client room events received", ["event"])
+room_events_refused = Counter(
+    "zou_events_room_events_refused_total", "Client room events refused", ["event", "reason"]
+)
+rate_limit_hits = Counter(
+    "zou_events_rate_limit_hits_total", "Client events over the per-connection rate limit"
+)
+room_sockets = Gauge(
+    "zou_events_room_sockets", "Sockets of this instance that joined a review room"
+)
+rooms_open = Gauge(
+    "zou_events_rooms_open",
+    "Open review rooms in the cluster (exported by the reporting instance, 0 elsewhere)",
+)
+room_people = Gauge(
+    "zou_events_room_people",
+    "People in review rooms in the cluster (exported by the reporting instance, 0 elsewhere)",
+)
+rooms_by_size = Gauge(
+    "zou_events_rooms_by_size",
+    "Review rooms by number of people (exported by the reporting instance, 0 elsewhere)",
+    ["size"],
+)
+instances_live = Gauge(
+    "zou_events_instances_live",
+    "Live instances seen in Redis (exported by the reporting instance, 0 elsewhere)",
+)
+zou_api_requests = Counter(
+    "zou_events_zou_api_requests_total", "Questions asked of Zou's API", ["endpoint", "outcome"]
+)
+zou_api_seconds = Histogram(
+    "zou_events_zou_api_request_seconds",
+    "Latency of Zou API requests",
+    ["endpoint"],
+    buckets=LATENCY_BUCKETS,
+)
+ready = Gauge("zou_events_ready", "1 when the instance reports ready on /ready")
+draining = Gauge("zou_events_draining", "1 while the instance drains its sockets on shutdown")
+
+
+def _initialise_label_sets() -> None:
+    for namespace in NAMESPACES:
+        connections_accepted.labels(namespace)
+        deliveries.labels(namespace)
+        for transport in TRANSPORTS:
+            connected_sockets.labels(namespace, transport)
+        for reason in DISCONNECT_REASONS:
+            disconnects.labels(namespace, reason)
+    for reason in REFUSAL_REASONS:
+        connections_refused.labels(reason)
+    for family in EVENT_FAMILIES:
+        redis_messages.labels(family)
+    for reason in DROP_REASONS:
+        redis_messages_dropped.labels(reason)
+    for event in ROOM_EVENTS:
+        room_events.labels(event)
+        for reason in ROOM_REFUSALS:
+            room_events_refused.labels(event, reason)
+    for size in ROOM_SIZE_BUCKETS:
+        rooms_by_size.labels(size)
+    for endpoint in ZOU_API_ENDPOINTS:
+        zou_api_seconds.labels(endpoint)
+        for outcome in ZOU_API_OUTCOMES:
+            zou_api_requests.labels(endpoint, outcome)
+
+
+_initialise_label_sets()
+
+
+def event_family(event: str) -> str:
+    """The bounded label for an event name: its prefix when known, else "other"."""
+    prefix = event.partition(":")[0]
+    return prefix if prefix in _FAMILY_SET else "other"
+
+
+_FAMILY_SET = frozenset(EVENT_FAMILIES)

@@ -1,0 +1,53 @@
+"""Redis connections to Zou's Redis, and the choice between cluster and standalone mode."""
+
+from __future__ import annotations
+
+import redis
+
+from zou_events.config import Settings
+
+COMMAND_TIMEOUT = 2.0  # a paused or dying Redis must not hold a handler for long
+
+
+def connect(settings: Settings, db: int, *, decode: bool, for_pubsub: bool = False) -> redis.Redis:
+    return redis.Redis(
+        host=settings.redis.host,
+        port=settings.redis.port,
+        password=settings.redis.password,
+        db=db,
+        decode_responses=decode,
+        socket_connect_timeout=COMMAND_TIMEOUT,
+        # a subscription blocks on reads by design; its liveness is checked with pings
+        socket_timeout=None if for_pubsub else COMMAND_TIMEOUT,
+        socket_keepalive=True,
+    )
+
+
+def answers(settings: Settings, timeout: float = 0.5) -> bool:
+    """Whether Redis answers a PING right now."""
+    client = redis.Redis(
+        host=settings.redis.host,
+        port=settings.redis.port,
+        password=settings.redis.password,
+        socket_connect_timeout=timeout,
+        socket_timeout=timeout,
+    )
+    try:
+        return bool(client.ping())
+    except (redis.RedisError, OSError):
+        return False
+    finally:
+        client.close()
+
+
+def resolve_mode(settings: Settings) -> str:
+    """ "redis" or "standalone": auto picks Redis when configured or answering on localhost.
+
+    A deployment that sets KV_HOST (or ZOU_EVENTS_MODE=redis) never falls back silently:
+    it starts, reports not ready and keeps retrying until Redis answers.
+    """
+    if settings.mode != "auto":
+        return settings.mode
+    if settings.redis.explicit or answers(settings):
+        return "redis"
+    return "standalone"

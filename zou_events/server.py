@@ -1,0 +1,141 @@
+"""The Socket.IO server and its connection handlers (thin: the work lives elsewhere)."""
+
+from __future__ import annotations
+
+from typing import Any
+from urllib.parse import urlsplit
+
+import socketio
+import structlog
+
+from zou_events import metrics
+from zou_events.auth import AuthRefused
+from zou_events.authenticator import Authenticator
+from zou_events.config import Settings
+from zou_events.sessions import Sessions
+from zou_events.websocket import WebSocket
+
+log = structlog.get_logger("zou_events.server")
+
+EVENTS = "/events"
+ACCEPTED_NAMESPACES = ("/", EVENTS)
+
+_DISCONNECT_REASONS = {
+    "client disconnect": "client",
+    "ping timeout": "ping_timeout",
+    "transport close": "transport",
+    "transport error": "transport",
+}
+
+
+class OriginPolicy:
+    """Same origin by default (host compared, not scheme: nginx may terminate TLS), plus an
+    explicit allow-list. Clients that send no Origin (gazu, desktop apps) are not browsers."""
+
+    def __init__(self, allowed: tuple[str, ...]) -> None:
+        self.allowed = frozenset(allowed)
+
+    def __call__(self, origin: str, environ: dict[str, Any]) -> bool:
+        if "*" in self.allowed or origin in self.allowed:
+            return True
+        host = environ.get("HTTP_X_FORWARDED_HOST") or environ.get("HTTP_HOST", "")
+        return bool(host) and urlsplit(origin).netloc == host.split(",")[0].strip()
+
+
+class EventServer(socketio.Server):
+    """python-socketio's server with our WebSocket driver and a count of unknown namespaces."""
+
+    def __init__(self, settings: Settings) -> None:
+        super().__init__(
+            async_mode="gevent",
+            cors_allowed_origins=OriginPolicy(settings.cors_allowed_origins),
+            cors_credentials=bool(settings.cors_allowed_origins),
+            ping_interval=settings.ping_interval,
+            ping_timeout=settings.ping_timeout,
+            max_http_buffer_size=settings.max_payload_bytes,
+            namespaces=list(ACCEPTED_NAMESPACES),
+            http_compression=True,
+            cookie=None,
+            logger=False,
+            engineio_logger=False,
+        )
+        self.eio._async = {**self.eio._async, "websocket": WebSocket}
+
+    def _handle_connect(self, eio_sid: str, namespace: str | None, data: Any) -> None:
+        if (namespace or "/") not in ACCEPTED_NAMESPACES:
+            metrics.connections_refused.labels("unknown_namespace").inc()
+        super()._handle_connect(eio_sid, namespace, data)
+
+
+class ConnectionHandlers:
+    """connect/disconnect on / and /events; keeps Sessions exact whatever a handler does."""
+
+    def __init__(self, sio: EventServer, authenticator: Authenticator, sessions: Sessions):
+        self.sio = sio
+        self.authenticator = authenticator
+        self.sessions = sessions
+        self.kick_reasons: dict[str, str] = {}
+        self.default_namespace_sids: set[str] = set()
+        self.on_events_disconnect: list[Any] = []  # callbacks(sid, identity), e.g. rooms
+        sio.on("connect", self.connect_events, namespace=EVENTS)
+        sio.on("disconnect", self.disconnect_events, namespace=EVENTS)
+        sio.on("connect", self.connect_default, namespace="/")
+        sio.on("disconnect", self.disconnect_default, namespace="/")
+
+    def kick(self, sid: str, reason: str) -> None:
+        """Disconnect an /events socket on the server's initiative, with a metrics reason."""
+        if self.sessions.get(sid) is None:
+            return
+        self.kick_reasons[sid] = reason
+        log.info("disconnecting socket", sid=sid, reason=reason)
+        self.sio.disconnect(sid, namespace=EVENTS)
+
+    def connect_events(self, sid: str, environ: dict[str, Any], auth: Any = None) -> None:
+        try:
+            identity = self.authenticator.authenticate(environ, auth)
+        except AuthRefused as refused:
+            metrics.connections_refused.labels(refused.reason).inc()
+            log.info("connection refused", sid=sid, namespace=EVENTS, reason=refused.reason)
+            raise socketio.exceptions.ConnectionRefusedError(refused.message) from None
+        self.sessions.add(sid, identity)
+        metrics.connections_accepted.labels(EVENTS).inc()
+        log.info(
+            "connection accepted",
+            sid=sid,
+            namespace=EVENTS,
+            person_id=identity.person_id,
+            identity_type=identity.identity_type,
+            auth_source=identity.source,
+        )
+
+    def disconnect_events(self, sid: str, reason: str = "") -> None:
+        identity = self.sessions.remove(sid)
+        if identity is None:
+            return
+        label = self.kick_reasons.pop(sid, None) or _DISCONNECT_REASONS.get(reason, "server")
+        metrics.disconnects.labels(EVENTS, label).inc()
+        log.info(
+            "socket disconnected",
+            sid=sid,
+            namespace=EVENTS,
+            person_id=identity.person_id,
+            reason=label,
+        )
+        for callback in self.on_events_disconnect:
+            try:
+                callback(sid, identity)
+            except Exception:
+                log.exception("disconnect cleanup failed", sid=sid, person_id=identity.person_id)
+
+    def connect_default(self, sid: str, environ: dict[str, Any], auth: Any = None) -> None:
+        # Zou accepts "/" without authentication; nothing is ever emitted there.
+        self.default_namespace_sids.add(sid)
+        metrics.connections_accepted.labels("/").inc()
+
+    def disconnect_default(self, sid: str, reason: str = "") -> None:
+        if sid in self.default_namespace_sids:
+            self.default_namespace_sids.discard(sid)
+            metrics.disconnects.labels("/", _DISCONNECT_REASONS.get(reason, "server")).inc()
+
+    def counts(self) -> dict[str, int]:
+        return {"/": len(self.default_namespace_sids), EVENTS: len(self.sessions)}
