@@ -28,8 +28,8 @@ class ConfigError(ValueError):
 class RedisSettings:
     host: str
     port: int
-    password: str | None
     explicit: bool  # KV_HOST was set: never fall back to standalone silently
+    password: str | None = field(default=None, repr=False)
 
     def url(self, db: int) -> str:
         auth = f":{self.password}@" if self.password else ""

@@ -2,14 +2,15 @@
 // for what the client sees, one JSON command per line on stdin for what it should send.
 // Configured as Kitsu's vue-websocket-next does: io(url + '/events') with default options,
 // so it starts with HTTP long-polling and upgrades to WebSocket; the browser's cookie is
-// given as a header because Node has no cookie jar.
+// given as a header because Node has no cookie jar. With "count", it runs that many
+// sockets and tags every line with the socket's index "i".
 import { io } from "socket.io-client";
 import readline from "node:readline";
 
 const config = JSON.parse(process.argv[2]);
 const out = (message) => process.stdout.write(JSON.stringify(message) + "\n");
 
-const options = { reconnection: config.reconnection ?? false };
+const options = { reconnection: config.reconnection ?? false, forceNew: true };
 if (config.cookie) options.extraHeaders = { Cookie: config.cookie };
 if (config.authorization) {
   options.extraHeaders = { ...(options.extraHeaders || {}), Authorization: config.authorization };
@@ -17,27 +18,39 @@ if (config.authorization) {
 if (config.auth) options.auth = config.auth;
 if (config.transports) options.transports = config.transports;
 
-const socket = io(config.url + (config.namespace ?? "/events"), options);
+function open(i) {
+  const socket = io(config.url + (config.namespace ?? "/events"), options);
+  const tag = (message) => out(config.count ? { ...message, i } : message);
+  socket.io.on("open", () => {
+    tag({ type: "open", transport: socket.io.engine.transport.name });
+    socket.io.engine.once("upgrade", (t) => tag({ type: "upgrade", transport: t.name }));
+  });
+  socket.on("connect", () => tag({ type: "connect", transport: socket.io.engine.transport.name }));
+  socket.on("connect_error", (error) => tag({ type: "connect_error", message: error.message }));
+  socket.on("disconnect", (reason) => tag({ type: "disconnect", reason }));
+  socket.io.on("reconnect", () => tag({ type: "reconnect" }));
+  socket.onAny((event, ...args) => tag({ type: "event", event, args, raw: JSON.stringify(args) }));
+  return socket;
+}
 
-socket.io.on("open", () => {
-  out({ type: "open", transport: socket.io.engine.transport.name });
-  socket.io.engine.once("upgrade", (transport) => out({ type: "upgrade", transport: transport.name }));
-});
-socket.on("connect", () => out({ type: "connect", transport: socket.io.engine.transport.name }));
-socket.on("connect_error", (error) => out({ type: "connect_error", message: error.message }));
-socket.on("disconnect", (reason) => out({ type: "disconnect", reason }));
-socket.io.on("reconnect", () => out({ type: "reconnect" }));
-socket.onAny((event, ...args) => out({ type: "event", event, args, raw: JSON.stringify(args) }));
+const sockets = Array.from({ length: config.count ?? 1 }, (_, i) => open(i));
 
 readline.createInterface({ input: process.stdin }).on("line", (line) => {
   const command = JSON.parse(line);
-  if (command.emit) {
-    socket.emit(command.emit, ...command.args, ...(command.ack ? [(...reply) => out({ type: "ack", id: command.ack, reply })] : []));
-  } else if (command.close) {
-    socket.close();
-    out({ type: "closed" });
-  } else if (command.connect) {
-    socket.connect();
+  const targets = command.i === undefined ? sockets : [sockets[command.i]];
+  for (const socket of targets) {
+    if (command.emit) {
+      const ack = command.ack ? [(...reply) => out({ type: "ack", id: command.ack, reply })] : [];
+      socket.emit(command.emit, ...command.args, ...ack);
+    } else if (command.close) {
+      socket.close();
+    } else if (command.connect) {
+      socket.connect();
+    }
   }
+  if (command.close) out({ type: "closed" });
 });
-process.stdin.on("end", () => { socket.close(); process.exit(0); });
+process.stdin.on("end", () => {
+  sockets.forEach((socket) => socket.close());
+  process.exit(0);
+});

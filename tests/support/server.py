@@ -61,6 +61,11 @@ class ServerHandle:
         assert response is not None, f"{path} did not answer"
         return response.status, response.json()
 
+    def get_text(self, path: str) -> str:
+        response = http_get(self.url + path)
+        assert response is not None, f"{path} did not answer"
+        return response.data.decode()
+
     def is_ready(self) -> bool:
         response = http_get(self.url + "/ready", timeout=1.0)
         return response is not None and response.status == 200

@@ -1,0 +1,64 @@
+"""Configuration is validated at start, with one line naming the variable."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+
+from zou_events.config import ConfigError, load_settings
+
+KEY = "k" * 64
+
+
+def test_defaults_match_zou() -> None:
+    settings = load_settings({"SECRET_KEY": KEY})
+    assert (settings.host, settings.port) == ("127.0.0.1", 5001)
+    assert settings.redis.url(2) == "redis://localhost:6379/2"
+    assert settings.channel == "flask-socketio"
+    assert settings.zou_api_url == "http://127.0.0.1:5000"
+    assert (settings.ping_interval, settings.ping_timeout) == (25, 20)
+    assert settings.max_payload_bytes == 1_000_000
+    assert not settings.redis.explicit
+
+
+def test_redis_password_goes_in_the_url_but_not_in_descriptions() -> None:
+    settings = load_settings({"SECRET_KEY": KEY, "KV_HOST": "kv", "KV_PASSWORD": "s3cret"})
+    assert settings.redis.url(2) == "redis://:s3cret@kv:6379/2"
+    assert "s3cret" not in settings.redis.describe()
+    assert "s3cret" not in repr(settings) and KEY not in repr(settings)
+    assert settings.redis.explicit
+
+
+@pytest.mark.parametrize(
+    ("env", "variable"),
+    [
+        ({}, "SECRET_KEY"),
+        ({"SECRET_KEY": "mysecretkey"}, "SECRET_KEY"),
+        ({"EVENT_STREAM_PORT": "http"}, "EVENT_STREAM_PORT"),
+        ({"EVENT_STREAM_PORT": "70000"}, "EVENT_STREAM_PORT"),
+        ({"KV_PORT": "-1"}, "KV_PORT"),
+        ({"ZOU_EVENTS_ZOU_API_URL": "zou:5000"}, "ZOU_EVENTS_ZOU_API_URL"),
+        ({"ZOU_EVENTS_MODE": "cluster"}, "ZOU_EVENTS_MODE"),
+        ({"ZOU_EVENTS_CORS_ALLOWED_ORIGINS": "kitsu.example"}, "ZOU_EVENTS_CORS_ALLOWED_ORIGINS"),
+        ({"ZOU_EVENTS_ZOU_API_TIMEOUT": "0"}, "ZOU_EVENTS_ZOU_API_TIMEOUT"),
+        ({"ZOU_EVENTS_ACCESS_LOG": "maybe"}, "ZOU_EVENTS_ACCESS_LOG"),
+    ],
+)
+def test_bad_values_are_refused_naming_the_variable(env: dict[str, str], variable: str) -> None:
+    with pytest.raises(ConfigError, match=variable):
+        load_settings({"SECRET_KEY": KEY, **env} if "SECRET_KEY" not in env and env else env)
+
+
+def test_command_line_prints_one_line_and_exits_2() -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "zou_events.cli", "check"],
+        env={"SECRET_KEY": KEY, "EVENT_STREAM_PORT": "nope", "PATH": "/usr/bin:/bin"},
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert result.returncode == 2
+    assert result.stderr.strip().count("\n") == 0
+    assert "EVENT_STREAM_PORT" in result.stderr
