@@ -15,6 +15,7 @@ import socketio
 import structlog
 
 from zou_events import logs, metrics, redis_link
+from zou_events.admission import Admission, is_new_session
 from zou_events.authenticator import Authenticator
 from zou_events.config import (
     AUTH_TOKEN_BLACKLIST_DB_INDEX,
@@ -73,6 +74,15 @@ class Runtime:
         self.connections = ConnectionHandlers(self.sio, authenticator, self.sessions)
         self.http = HttpRoutes(self.is_ready, self.stats, self.refresh_gauges)
         self.draining = False
+        self.fanout.on_slow_consumer = self._cut_slow_consumer
+        self.admission = Admission(
+            settings.max_sockets,
+            settings.new_sessions_per_second,
+            settings.new_sessions_burst,
+            socket_count=lambda: len(self.sio.eio.sockets),
+            draining=lambda: self.draining,
+        )
+        _export_limits(settings)
 
     def _publisher(self, client: redis.Redis) -> Any:
         channel = self.settings.channel
@@ -129,6 +139,16 @@ class Runtime:
         if self.subscriber is not None:
             self.subscriber.stop()
 
+    def _cut_slow_consumer(self, eio_sid: str) -> None:
+        """A socket whose send queue is over its limit: cut it, the others go on."""
+        sid = self.sio.manager.sid_from_eio_sid(eio_sid, "/events")
+        if sid is not None:
+            self.connections.kick_reasons[sid] = "slow_consumer"
+        log.warning("slow consumer disconnected", sid=sid)
+        socket = self.sio.eio.sockets.get(eio_sid)
+        if socket is not None:
+            socket.close(wait=False, abort=True, reason=self.sio.eio.reason.TRANSPORT_ERROR)
+
     def _close_transport(self, eio_sid: str) -> None:
         """Send Engine.IO CLOSE without waiting for a polling client to collect it
         (engineio's own disconnect() blocks until it does); closed sockets are reaped by
@@ -141,17 +161,35 @@ class Runtime:
         inner = socketio.WSGIApp(self.sio, self.http, socketio_path="socket.io")
 
         def app(environ: dict[str, Any], start_response: Any) -> Any:
-            if (
-                self.draining
-                and environ.get("PATH_INFO", "").startswith("/socket.io")
-                and "sid=" not in environ.get("QUERY_STRING", "")
-            ):
-                start_response("503 SERVICE UNAVAILABLE", [("Retry-After", "1")])
-                return [b"draining"]
+            if is_new_session(environ):
+                refusal = self.admission.refusal()
+                if refusal is not None:
+                    metrics.connections_refused.labels(refusal).inc()
+                    start_response(
+                        "503 SERVICE UNAVAILABLE",
+                        [("Retry-After", "1"), ("Content-Type", "text/plain")],
+                    )
+                    return [refusal.encode()]
             return inner(environ, start_response)
 
         app.runtime = self  # type: ignore[attr-defined]  # for the gunicorn SIGTERM hook
         return app
+
+
+def _export_limits(settings: Settings) -> None:
+    for name, value in {
+        "max_sockets": settings.max_sockets,
+        "worker_connections": settings.worker_connections,
+        "new_sessions_per_second": settings.new_sessions_per_second,
+        "new_sessions_burst": settings.new_sessions_burst,
+        "send_queue_max_messages": settings.send_queue_max_messages,
+        "send_queue_max_bytes": settings.send_queue_max_bytes,
+        "room_events_per_second": settings.room_events_per_second,
+        "room_events_burst": settings.room_events_burst,
+        "room_payload_max_bytes": settings.room_payload_max_bytes,
+        "max_payload_bytes": settings.max_payload_bytes,
+    }.items():
+        metrics.limits.labels(name).set(value)
 
 
 def _revoked_lookup(client: redis.Redis) -> Any:

@@ -63,6 +63,15 @@ class Settings:
     max_payload_bytes: int
     ping_interval: int
     ping_timeout: int
+    room_events_per_second: float
+    room_events_burst: int
+    room_payload_max_bytes: int
+    heartbeat_seconds: float
+    max_sockets: int
+    new_sessions_per_second: float
+    new_sessions_burst: int
+    send_queue_max_messages: int
+    send_queue_max_bytes: int
 
     @property
     def standalone_forced(self) -> bool:
@@ -214,4 +223,31 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         ),
         ping_interval=_parsed(env, "ZOU_EVENTS_PING_INTERVAL", 25, _int_in(1, 3600), "seconds"),
         ping_timeout=_parsed(env, "ZOU_EVENTS_PING_TIMEOUT", 20, _int_in(1, 3600), "seconds"),
+        room_events_per_second=_parsed(
+            env, "ZOU_EVENTS_ROOM_EVENTS_PER_SECOND", 50.0, _positive_float, "a positive number"
+        ),
+        room_events_burst=_parsed(
+            env, "ZOU_EVENTS_ROOM_EVENTS_BURST", 200, _int_in(1, 100_000), "an integer ≥ 1"
+        ),
+        room_payload_max_bytes=_parsed(
+            env, "ZOU_EVENTS_ROOM_PAYLOAD_MAX_BYTES", 262_144, _int_in(1024, 10**8), "a size"
+        ),
+        max_sockets=_parsed(
+            env, "ZOU_EVENTS_MAX_SOCKETS", 18_000, _int_in(1, 1_000_000), "an integer ≥ 1"
+        ),
+        new_sessions_per_second=_parsed(
+            env, "ZOU_EVENTS_NEW_SESSIONS_PER_SECOND", 1000.0, _positive_float, "a number > 0"
+        ),
+        new_sessions_burst=_parsed(
+            env, "ZOU_EVENTS_NEW_SESSIONS_BURST", 2000, _int_in(1, 1_000_000), "an integer ≥ 1"
+        ),
+        send_queue_max_messages=_parsed(
+            env, "ZOU_EVENTS_SEND_QUEUE_MAX_MESSAGES", 5000, _int_in(10, 10**7), "an integer ≥ 10"
+        ),
+        send_queue_max_bytes=_parsed(
+            env, "ZOU_EVENTS_SEND_QUEUE_MAX_BYTES", 16 * 2**20, _int_in(2**16, 2**34), "a size"
+        ),
+        heartbeat_seconds=_parsed(
+            env, "ZOU_EVENTS_HEARTBEAT_SECONDS", 5.0, _positive_float, "a positive number"
+        ),
     )

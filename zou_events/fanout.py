@@ -33,6 +33,7 @@ class Fanout:
         self.server = server
         self.host_id = host_id
         self.publish: Publisher | None = None  # set when a Redis channel is available
+        self.on_slow_consumer: Callable[[str], None] = lambda eio_sid: None
 
     def deliver(self, emit: Emit, arrived: float) -> int:
         """Send ``emit`` to the matching local sockets; returns the number of recipients."""
@@ -43,25 +44,33 @@ class Fanout:
         recipients = self._recipients(namespace_rooms, emit)
         if not recipients:
             return 0
+        sockets = self.server.eio.sockets
+        ready, slow, websocket_count = [], [], 0
+        for eio_sid in recipients:
+            socket = sockets.get(eio_sid)
+            if socket is None:
+                continue
+            if socket.queue.over_limit():
+                slow.append(eio_sid)
+                continue
+            ready.append(socket)
+            websocket_count += socket.upgraded
         packet = self.server.packet_class(
             sio_packet.EVENT, namespace=emit.namespace, data=[emit.event, *emit.args]
         )
         encoded = packet.encode()
         parts = encoded if isinstance(encoded, list) else [encoded]
         eio_packets = [eio_packet.Packet(eio_packet.MESSAGE, part) for part in parts]
-        sockets = self.server.eio.sockets
-        websocket_count = sum(
-            1 for eio_sid in recipients if getattr(sockets.get(eio_sid), "upgraded", False)
-        )
         for pkt in eio_packets:
             share_frame(pkt.encode(), arrived, websocket_count)
-        send = self.server.eio.send_packet
-        for eio_sid in recipients:
+        for socket in ready:
             for pkt in eio_packets:
-                send(eio_sid, pkt)
+                socket.send(pkt)
+        for eio_sid in slow:
+            self.on_slow_consumer(eio_sid)
         if emit.namespace in metrics.NAMESPACES:
-            metrics.deliveries.labels(emit.namespace).inc(len(recipients))
-        return len(recipients)
+            metrics.deliveries.labels(emit.namespace).inc(len(ready))
+        return len(ready)
 
     def _recipients(self, namespace_rooms: dict[Any, Any], emit: Emit) -> list[str]:
         rooms = emit.room if isinstance(emit.room, list) else [emit.room]

@@ -48,6 +48,9 @@ REFUSAL_REASONS = (
     "two_factor",
     "zou_unavailable",
     "unknown_namespace",
+    "over_capacity",
+    "too_fast",
+    "draining",
 )
 DISCONNECT_REASONS = (
     "client",
@@ -56,6 +59,7 @@ DISCONNECT_REASONS = (
     "token_expired",
     "token_revoked",
     "rate_limited",
+    "slow_consumer",
     "server_shutdown",
     "server",
 )
@@ -174,6 +178,11 @@ zou_api_seconds = Histogram(
     "Latency of Zou API requests",
     ["endpoint"],
     buckets=LATENCY_BUCKETS,
+)
+limits = Gauge(
+    "zou_events_limit",
+    "Configured limits of this instance (sockets, sessions/s, queue sizes, room event rates)",
+    ["limit"],
 )
 ready = Gauge("zou_events_ready", "1 when the instance reports ready on /ready")
 draining = Gauge("zou_events_draining", "1 while the instance drains its sockets on shutdown")

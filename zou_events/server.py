@@ -8,7 +8,7 @@ from urllib.parse import urlsplit
 import socketio
 import structlog
 
-from zou_events import metrics
+from zou_events import backlog, metrics
 from zou_events.auth import AuthRefused
 from zou_events.authenticator import Authenticator
 from zou_events.config import Settings
@@ -60,6 +60,11 @@ class EventServer(socketio.Server):
             engineio_logger=False,
         )
         self.eio._async = {**self.eio._async, "websocket": WebSocket}
+        self.queue_limits = (settings.send_queue_max_messages, settings.send_queue_max_bytes)
+
+    def _handle_eio_connect(self, eio_sid: str, environ: dict[str, Any]) -> Any:
+        backlog.install(self.eio.sockets[eio_sid], *self.queue_limits)
+        return super()._handle_eio_connect(eio_sid, environ)
 
     def _handle_connect(self, eio_sid: str, namespace: str | None, data: Any) -> None:
         if (namespace or "/") not in ACCEPTED_NAMESPACES:

@@ -102,6 +102,9 @@ class Subscriber:
                     on_subscribed()
                 elif kind == "message":
                     self.handle(message["data"], now)
+                    # Let the sockets' writers flush before the next message: in a burst the
+                    # Redis buffer never blocks, and queues would only grow meanwhile.
+                    gevent.sleep(0)
         finally:
             pubsub.close()
             client.close()

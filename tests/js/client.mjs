@@ -3,7 +3,8 @@
 // Configured as Kitsu's vue-websocket-next does: io(url + '/events') with default options,
 // so it starts with HTTP long-polling and upgrades to WebSocket; the browser's cookie is
 // given as a header because Node has no cookie jar. With "count", it runs that many
-// sockets and tags every line with the socket's index "i".
+// sockets and tags every line with the socket's index "i"; with "summary", events are
+// reported by name and payload field "i" only (for high-volume tests).
 import { io } from "socket.io-client";
 import readline from "node:readline";
 
@@ -29,7 +30,13 @@ function open(i) {
   socket.on("connect_error", (error) => tag({ type: "connect_error", message: error.message }));
   socket.on("disconnect", (reason) => tag({ type: "disconnect", reason }));
   socket.io.on("reconnect", () => tag({ type: "reconnect" }));
-  socket.onAny((event, ...args) => tag({ type: "event", event, args, raw: JSON.stringify(args) }));
+  socket.onAny((event, ...args) =>
+    tag(
+      config.summary
+        ? { type: "event", event, index: args[0]?.i }
+        : { type: "event", event, args, raw: JSON.stringify(args) },
+    ),
+  );
   return socket;
 }
 

@@ -43,7 +43,10 @@ class JsClient:
         while True:
             remaining = deadline - time.monotonic()
             if remaining <= 0:
-                raise AssertionError(f"no matching message within {timeout}s; saw {self.seen}")
+                recent = [str(m)[:300] for m in self.seen[-5:]]
+                raise AssertionError(
+                    f"no matching message within {timeout}s; {len(self.seen)} seen, last: {recent}"
+                )
             try:
                 message = self._inbox.get(timeout=remaining)
             except queue.Empty:

@@ -84,6 +84,8 @@ class ServerHandle:
             except subprocess.TimeoutExpired:
                 self.signal(signal.SIGKILL)
                 self.process.wait(5)
+        if self.process.returncode == 0:  # keep the log of a server that did not stop cleanly
+            self.log_path.unlink(missing_ok=True)
 
     def __enter__(self) -> ServerHandle:
         return self

@@ -1,0 +1,95 @@
+"""Admission limits and bounded send queues (issue 7)."""
+
+from __future__ import annotations
+
+import socket
+import time
+
+import redis
+import urllib3
+import websocket
+
+from tests.support.js_client import JsClient
+from tests.support.server import ServerHandle, start_server, wait_until
+from tests.support.tokens import make_token
+
+HANDSHAKE = "/socket.io/?EIO=4&transport=polling"
+
+
+def metric(server: ServerHandle, line_prefix: str) -> float:
+    for line in server.get_text("/metrics").splitlines():
+        if line.startswith(line_prefix + " "):
+            return float(line.split()[-1])
+    raise AssertionError(f"{line_prefix} not exported")
+
+
+def test_socket_cap_answers_503_and_keeps_serving() -> None:
+    with start_server({"ZOU_EVENTS_MAX_SOCKETS": "2"}) as server:
+        token = make_token(server.secret_key)
+        assert metric(server, 'zou_events_limit{limit="max_sockets"}') == 2
+        with JsClient(server.url, auth={"token": token}, count=2) as clients:
+            clients.wait_for(lambda m: m["type"] == "connect" and m["i"] == 0)
+            clients.wait_for(lambda m: m["type"] == "connect" and m["i"] == 1)
+            refused = urllib3.request("GET", server.url + HANDSHAKE, retries=False)
+            assert refused.status == 503 and refused.data == b"over_capacity"
+            assert (
+                metric(server, 'zou_events_connections_refused_total{reason="over_capacity"}') >= 1
+            )
+            redis.Redis(db=2).publish(
+                "flask-socketio",
+                '{"method":"emit","event":"still:served","data":[{}],"namespace":"/events"}',
+            )
+            clients.wait_for(lambda m: m.get("event") == "still:served" and m["i"] == 0)
+            clients.wait_for(lambda m: m.get("event") == "still:served" and m["i"] == 1)
+
+
+def test_new_session_rate_answers_503() -> None:
+    env = {"ZOU_EVENTS_NEW_SESSIONS_PER_SECOND": "0.1", "ZOU_EVENTS_NEW_SESSIONS_BURST": "3"}
+    with start_server(env) as server:
+        statuses = [
+            urllib3.request("GET", server.url + HANDSHAKE, retries=False).status for _ in range(5)
+        ]
+        assert statuses[:3] == [200, 200, 200]
+        assert statuses[3:] == [503, 503]
+        assert metric(server, 'zou_events_connections_refused_total{reason="too_fast"}') == 2
+
+
+def test_slow_consumer_is_cut_and_the_others_get_everything() -> None:
+    env = {"ZOU_EVENTS_SEND_QUEUE_MAX_BYTES": "65536"}
+    with start_server(env) as server:
+        token = make_token(server.secret_key)
+        slow = websocket.create_connection(
+            f"ws://127.0.0.1:{server.port}/socket.io/?EIO=4&transport=websocket",
+            header=[f"Cookie: access_token_cookie={token}"],
+            timeout=10,
+        )
+        slow.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        slow.recv()
+        slow.send("40/events,")
+        slow.recv()
+        with JsClient(server.url, auth={"token": token}, summary=True) as fast:
+            fast.wait_type("upgrade")  # a polling client would only drain at its next poll
+            publisher = redis.Redis(db=2)
+            payload = "x" * 1_000
+            started = time.monotonic()
+            for index in range(10_000):
+                publisher.publish(
+                    "flask-socketio",
+                    f'{{"method":"emit","event":"load","data":[{{"i":{index},"p":"{payload}"}}],'
+                    '"namespace":"/events"}',
+                )
+            fast.wait_for(lambda m: m.get("index") == 9_999, timeout=120)
+            assert [m["index"] for m in fast.events("load")] == list(range(10_000))
+            wait_until(
+                lambda: (
+                    metric(
+                        server,
+                        'zou_events_disconnects_total{namespace="/events",reason="slow_consumer"}',
+                    )
+                    == 1
+                ),
+                10,
+                "the slow consumer to be cut",
+            )
+            assert time.monotonic() - started < 120
+        slow.close()
