@@ -65,7 +65,7 @@ def _clean_comparing(value: Any) -> Any:
     """Known keys with acceptable values, in the client's order; not re-defaulted (Zou)."""
     if not isinstance(value, dict):
         return _INVALID
-    cleaned = {}
+    cleaned: dict[str, Any] = {}
     for key, item in value.items():
         clean = _COMPARING_FIELDS.get(key)
         if clean is not None and (item := clean(item)) is not _INVALID:
