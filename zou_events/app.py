@@ -26,6 +26,17 @@ from zou_events.config import (
 from zou_events.drain import close_gradually
 from zou_events.fanout import Fanout
 from zou_events.http_routes import HttpRoutes
+from zou_events.limits import RateLimiter
+from zou_events.liveness import Liveness
+from zou_events.room_handlers import RoomHandlers
+from zou_events.rooms import (
+    InstanceRegistry,
+    MemoryInstanceRegistry,
+    MemoryRoomStore,
+    RedisInstanceRegistry,
+    RedisRoomStore,
+    RoomStore,
+)
 from zou_events.server import ConnectionHandlers, EventServer
 from zou_events.sessions import Sessions
 from zou_events.subscriber import Subscriber
@@ -41,12 +52,20 @@ class Runtime:
         self.settings = settings
         self.mode = mode
         self.host_id = uuid.uuid4().hex
+        # Unique per process: after a reload the new worker must not release what the old
+        # one's sockets still hold (it is reaped once the old heartbeat expires).
+        self.instance_id = f"{settings.instance_id}:{os.getpid()}"
         self.sio = EventServer(settings)
         self.fanout = Fanout(self.sio, self.host_id)
         self.subscriber: Subscriber | None = None
         revocation: redis.Redis | None = None
+        store: RoomStore = MemoryRoomStore()
+        registry: InstanceRegistry = MemoryInstanceRegistry()
         if mode == "redis":
             revocation = redis_link.connect(settings, AUTH_TOKEN_BLACKLIST_DB_INDEX, decode=True)
+            rooms_client = redis_link.connect(settings, KV_EVENTS_DB_INDEX, decode=True)
+            store = RedisRoomStore(rooms_client, settings.key_prefix)
+            registry = RedisInstanceRegistry(rooms_client, settings.key_prefix)
             events = redis_link.connect(settings, KV_EVENTS_DB_INDEX, decode=False)
             self.fanout.publish = self._publisher(events)
             self.subscriber = Subscriber(
@@ -72,6 +91,29 @@ class Runtime:
             zou,
         )
         self.connections = ConnectionHandlers(self.sio, authenticator, self.sessions)
+        self.rooms = RoomHandlers(
+            self.connections,
+            self.fanout,
+            store,
+            zou,
+            RateLimiter(
+                settings.room_events_per_second,
+                settings.room_events_burst,
+                kick_after_refusals=5 * settings.room_events_burst,
+            ),
+            settings.room_payload_max_bytes,
+            self.instance_id,
+        )
+        self.registry = registry
+        self.liveness = Liveness(
+            self.instance_id,
+            registry,
+            store,
+            settings.heartbeat_seconds,
+            counters=self.local_counters,
+            announce=self.rooms.announce,
+            presumed_dead=self.rooms.cut_room_sockets,
+        )
         self.http = HttpRoutes(self.is_ready, self.stats, self.refresh_gauges)
         self.draining = False
         self.fanout.on_slow_consumer = self._cut_slow_consumer
@@ -99,6 +141,7 @@ class Runtime:
         if self.subscriber is not None:
             self.subscriber.start()
         self.sessions.start()
+        self.liveness.start()
 
     def is_ready(self) -> tuple[bool, str]:
         if self.draining:
@@ -107,12 +150,31 @@ class Runtime:
             return False, "not subscribed to redis"
         return True, ""
 
-    def stats(self) -> dict[str, Any]:
+    def local_counters(self) -> dict[str, Any]:
         counts = self.connections.counts()
+        return {"nb_connections": counts["/events"], "namespaces": counts}
+
+    def stats(self) -> dict[str, Any]:
+        """Cluster-wide and exact: live instances' own counters, summed; rooms from the store."""
+        instance = {"id": self.instance_id, "mode": self.mode}
+        try:
+            cluster = self.registry.cluster_stats()
+            rooms = self.liveness.store.stats()
+        except (redis.RedisError, OSError) as error:
+            log.warning("cluster stats unavailable", error=str(error))
+            return {**self.local_counters(), "instance": instance, "cluster": "unavailable"}
+        instances = {**cluster.instances, self.instance_id: self.local_counters()}
         return {
-            "nb_connections": counts["/events"],
-            "namespaces": counts,
-            "instance": {"id": self.settings.instance_id, "mode": self.mode},
+            "nb_connections": sum(c.get("nb_connections", 0) for c in instances.values()),
+            "namespaces": {
+                ns: sum(c.get("namespaces", {}).get(ns, 0) for c in instances.values())
+                for ns in ("/", "/events")
+            },
+            "instances": instances,
+            "rooms": rooms.rooms,
+            "people_in_rooms": rooms.people,
+            "sockets_in_rooms": rooms.sockets,
+            "instance": instance,
         }
 
     def refresh_gauges(self) -> None:
@@ -126,6 +188,7 @@ class Runtime:
             upgraded = sum(1 for e in eio_sids if getattr(sockets.get(e), "upgraded", False))
             metrics.connected_sockets.labels(namespace, "websocket").set(upgraded)
             metrics.connected_sockets.labels(namespace, "polling").set(len(eio_sids) - upgraded)
+        metrics.room_sockets.set(self.rooms.local_sockets())
 
     def drain(self) -> None:
         """SIGTERM: refuse new sessions (503), then close the existing ones gradually."""
@@ -138,6 +201,7 @@ class Runtime:
         close_gradually(eio_sids, self._close_transport, self.settings.graceful_timeout)
         if self.subscriber is not None:
             self.subscriber.stop()
+        self.liveness.stop()
 
     def _cut_slow_consumer(self, eio_sid: str) -> None:
         """A socket whose send queue is over its limit: cut it, the others go on."""
@@ -209,7 +273,7 @@ def create_app() -> Any:
     log.info(
         "instance started",
         mode=mode,
-        instance_id=settings.instance_id,
+        instance_id=runtime.instance_id,
         redis=settings.redis.describe() if mode == "redis" else None,
         zou_api=settings.zou_api_url or "disabled",
     )

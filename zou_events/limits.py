@@ -43,6 +43,11 @@ class RateLimiter:
         bucket.refused_in_window += 1
         return False
 
+    def refusals(self, sid: str) -> int:
+        """Events refused to this socket in the current window."""
+        bucket = self._buckets.get(sid)
+        return 0 if bucket is None else bucket.refused_in_window
+
     def should_kick(self, sid: str) -> bool:
         """True once a socket has been refused too often within one window."""
         bucket = self._buckets.get(sid)

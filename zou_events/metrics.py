@@ -151,7 +151,7 @@ rate_limit_hits = Counter(
     "zou_events_rate_limit_hits_total", "Client events over the per-connection rate limit"
 )
 room_sockets = Gauge(
-    "zou_events_room_sockets", "Sockets of this instance that joined a review room"
+    "zou_events_room_sockets", "Sockets of this instance that opened a review room"
 )
 rooms_open = Gauge(
     "zou_events_rooms_open",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -9,7 +10,7 @@ import socketio
 import structlog
 
 from zou_events import backlog, metrics
-from zou_events.auth import AuthRefused
+from zou_events.auth import AuthRefused, Identity
 from zou_events.authenticator import Authenticator
 from zou_events.config import Settings
 from zou_events.sessions import Sessions
@@ -81,7 +82,8 @@ class ConnectionHandlers:
         self.sessions = sessions
         self.kick_reasons: dict[str, str] = {}
         self.default_namespace_sids: set[str] = set()
-        self.on_events_disconnect: list[Any] = []  # callbacks(sid, identity), e.g. rooms
+        # callbacks(sid, identity, reason) run when an /events socket is gone, e.g. rooms
+        self.on_events_disconnect: list[Callable[[str, Identity, str], None]] = []
         sio.on("connect", self.connect_events, namespace=EVENTS)
         sio.on("disconnect", self.disconnect_events, namespace=EVENTS)
         sio.on("connect", self.connect_default, namespace="/")
@@ -128,7 +130,7 @@ class ConnectionHandlers:
         )
         for callback in self.on_events_disconnect:
             try:
-                callback(sid, identity)
+                callback(sid, identity, label)
             except Exception:
                 log.exception("disconnect cleanup failed", sid=sid, person_id=identity.person_id)
 

@@ -1,0 +1,211 @@
+"""The preview-room events of /events (thin: rules in rooms/rules.py, state in the store).
+
+Fixes over Zou 1.0.97 (docs/compatibility.md): events without a valid ``playlist_id`` are
+dropped instead of broadcast to everyone; ``room-updated`` and the relays are accepted only
+from sockets that opened the room; the stored ``user_id`` is the authenticated identity.
+As in Zou 1.0.97, preview accounts may watch but not drive. A refused event gets the same
+answer as in Zou (nothing, or an empty ACK) plus a log line and a counter.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from typing import Any
+
+import redis
+import structlog
+
+from zou_events import metrics
+from zou_events.auth import Identity
+from zou_events.fanout import Fanout
+from zou_events.limits import RateLimiter
+from zou_events.rooms import PeopleChange, RoomStore, rules
+from zou_events.server import EVENTS, ConnectionHandlers
+from zou_events.zou_api import ZouApi, ZouUnavailable
+
+log = structlog.get_logger("zou_events.rooms")
+
+PREFIX = "preview-room:"
+PEOPLE_UPDATED = PREFIX + "room-people-updated"
+ROOM_UPDATED = PREFIX + "room-updated"
+RELAYS = (
+    "add-annotation",
+    "update-annotation",
+    "remove-annotation",
+    "change-version",
+    "panzoom-changed",
+    "comparison-panzoom-changed",
+)
+
+
+class Refused(Exception):
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+class RoomHandlers:
+    def __init__(
+        self,
+        connections: ConnectionHandlers,
+        fanout: Fanout,
+        store: RoomStore,
+        zou: ZouApi | None,
+        limiter: RateLimiter,
+        max_payload_bytes: int,
+        instance_id: str,
+    ) -> None:
+        self.sio = connections.sio
+        self.connections = connections
+        self.fanout = fanout
+        self.store = store
+        self.zou = zou
+        self.limiter = limiter
+        self.max_payload_bytes = max_payload_bytes
+        self.instance_id = instance_id
+        self.opened: dict[str, set[str]] = {}  # local sid -> rooms it opened
+        handlers: dict[str, Callable[..., None]] = {
+            "open-playlist": self.open_playlist,
+            "close-playlist": self.close_playlist,
+            "join": self.join,
+            "leave": self.leave,
+            "room-updated": self.room_updated,
+        }
+        handlers.update({name: self._relay(name) for name in RELAYS})
+        for name, handler in handlers.items():
+            self.sio.on(PREFIX + name, self._guarded(name, handler), namespace=EVENTS)
+        connections.on_events_disconnect.append(self.socket_gone)
+
+    # --- guard: identity, rate, shape, size, store availability -------------------------
+
+    def _guarded(self, name: str, handler: Callable[..., None]) -> Callable[..., None]:
+        def run(sid: str, *args: Any) -> None:
+            structlog.contextvars.clear_contextvars()
+            structlog.contextvars.bind_contextvars(sid=sid, namespace=EVENTS, event=PREFIX + name)
+            metrics.room_events.labels(name).inc()
+            identity = self.connections.sessions.get(sid)
+            if identity is None:
+                return
+            data = args[0] if args else None
+            room = rules.room_id(data)
+            structlog.contextvars.bind_contextvars(person_id=identity.person_id, playlist_id=room)
+            try:
+                self._check(sid, data, room)
+                handler(sid, identity, room, data, *args[1:])
+            except Refused as refused:
+                self._refused(sid, name, refused.reason)
+            except (redis.RedisError, OSError) as error:
+                log.warning("room store unavailable", error=str(error))
+                self._refused(sid, name, "store_unavailable")
+
+        run.__name__ = f"on_{name.replace('-', '_')}"
+        return run
+
+    def _check(self, sid: str, data: Any, room: str | None) -> None:
+        if not self.limiter.allow(sid):
+            metrics.rate_limit_hits.inc()
+            raise Refused("rate_limited")
+        if room is None:  # Zou would broadcast to every socket of /events
+            raise Refused("invalid_payload")
+        try:
+            size = len(json.dumps(data, separators=(",", ":")))
+        except (TypeError, ValueError):
+            raise Refused("invalid_payload") from None
+        if size > self.max_payload_bytes:
+            raise Refused("too_large")
+
+    def _refused(self, sid: str, name: str, reason: str) -> None:
+        metrics.room_events_refused.labels(name, reason).inc()
+        if reason != "rate_limited" or self.limiter.refusals(sid) == 1:
+            log.info("room event refused", reason=reason)  # a flood logs once per window
+        if reason == "rate_limited" and self.limiter.should_kick(sid):
+            self.connections.kick(sid, "rate_limited")
+
+    def _may_read(self, identity: Identity, room: str) -> None:
+        """Zou decides (team member, admin; not vendors; clients on shared playlists)."""
+        if self.zou is None:
+            return
+        try:
+            allowed = self.zou.can_read_playlist(identity.token, identity.jti, room)
+        except ZouUnavailable:
+            raise Refused("no_access") from None  # fail closed
+        if not allowed:
+            raise Refused("no_access")
+
+    def _may_drive(self, sid: str, identity: Identity, room: str) -> None:
+        if identity.is_preview_account:
+            raise Refused("preview_account")
+        if not self.store.is_opener(room, sid):
+            raise Refused("not_opened")
+
+    # --- the events -----------------------------------------------------------------------
+
+    def _people_updated(self, room: str, people: list[str]) -> None:
+        self.fanout.emit(PEOPLE_UPDATED, rules.people_updated(room, people), EVENTS, room)
+
+    def open_playlist(self, sid: str, identity: Identity, room: str, _data: Any) -> None:
+        self._may_read(identity, room)
+        people = self.store.open(room, sid, self.instance_id)
+        self.sio.enter_room(sid, room, namespace=EVENTS)
+        self.opened.setdefault(sid, set()).add(room)
+        self._people_updated(room, people)
+
+    def close_playlist(self, sid: str, _identity: Identity, room: str, _data: Any) -> None:
+        self.store.close(room, sid)
+        self.sio.leave_room(sid, room, namespace=EVENTS)
+        rooms = self.opened.get(sid)
+        if rooms is not None:
+            rooms.discard(room)
+            if not rooms:
+                del self.opened[sid]
+
+    def join(self, sid: str, identity: Identity, room: str, data: Any) -> None:
+        self._may_read(identity, room)
+        people, state = self.store.join(room, sid, self.instance_id, identity.person_id, data)
+        self._people_updated(room, people)
+        self.fanout.emit(ROOM_UPDATED, state, EVENTS, room)
+
+    def leave(self, sid: str, _identity: Identity, room: str, _data: Any) -> None:
+        self._people_updated(room, self.store.leave(room, sid))
+
+    def room_updated(
+        self, sid: str, identity: Identity, room: str, data: Any, only_newcomer: Any = False, *_
+    ) -> None:
+        self._may_drive(sid, identity, room)
+        state = self.store.update(room, data, identity.person_id)
+        if state is not None:
+            self.fanout.emit(ROOM_UPDATED, rules.room_updated(state, only_newcomer), EVENTS, room)
+
+    def _relay(self, name: str) -> Callable[..., None]:
+        def relay(sid: str, identity: Identity, room: str, data: Any, *_: Any) -> None:
+            self._may_drive(sid, identity, room)
+            self.fanout.emit(PREFIX + name, data, EVENTS, room)  # verbatim, sender included
+
+        return relay
+
+    def socket_gone(self, sid: str, _identity: Identity, reason: str) -> None:
+        self.limiter.forget(sid)
+        self.opened.pop(sid, None)
+        if reason == "server_shutdown":
+            # Drained on shutdown or reload: the presence stays until this instance's
+            # heartbeat expires, so clients reconnecting elsewhere find their room as it was.
+            return
+        self.announce(self.store.disconnect(sid))
+
+    def local_sockets(self) -> int:
+        """Sockets of this instance that opened a room."""
+        return len(self.opened)
+
+    def cut_room_sockets(self) -> None:
+        """The cluster presumed this instance dead and may have reaped its presence: make its
+        room sockets reconnect (transport close) so that they open and join again."""
+        for sid in list(self.opened):
+            eio_sid = self.sio.manager.eio_sid_from_sid(sid, EVENTS)
+            socket = self.sio.eio.sockets.get(eio_sid) if eio_sid else None
+            if socket is not None:
+                socket.close(wait=False, abort=True, reason=self.sio.eio.reason.TRANSPORT_ERROR)
+
+    def announce(self, changes: list[PeopleChange]) -> None:
+        for change in changes:
+            self._people_updated(change.room_id, change.people)
