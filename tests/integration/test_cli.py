@@ -1,0 +1,60 @@
+"""The zou-events command line: check, publish, stats (issue 2)."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+from tests.support.js_client import JsClient
+from tests.support.server import ServerHandle, free_port
+
+
+def run_cli(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "zou_events.cli", *args],
+        env={**os.environ, **env},
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+
+
+def test_check_reports_each_dependency_on_one_line(server: ServerHandle) -> None:
+    ok = run_cli("check", env=server.env)
+    assert ok.returncode == 0, ok.stdout + ok.stderr
+    assert [line.split(":")[0] for line in ok.stdout.splitlines()] == [
+        "configuration",
+        "redis",
+        "zou api",
+    ]
+    down = run_cli(
+        "check",
+        env={
+            **server.env,
+            "KV_PORT": str(free_port()),
+            "ZOU_EVENTS_ZOU_API_URL": f"http://127.0.0.1:{free_port()}",
+        },
+    )
+    assert down.returncode == 1
+    assert "redis: FAILED" in down.stdout and "zou api: FAILED" in down.stdout
+
+
+def test_publish_reaches_clients_like_zous_api(server: ServerHandle, token: str) -> None:
+    with JsClient(server.url, auth={"token": token}) as client:
+        client.wait_type("connect")
+        result = run_cli("publish", "project:update", '{"project_id": "p1"}', env=server.env)
+        assert result.returncode == 0, result.stderr
+        assert client.wait_event("project:update")["args"] == [{"project_id": "p1"}]
+
+
+def test_publish_refuses_invalid_json(server: ServerHandle) -> None:
+    result = run_cli("publish", "main:test", "{nope", env=server.env)
+    assert result.returncode == 2 and "invalid" in result.stderr
+
+
+def test_stats_prints_the_servers_stats(server: ServerHandle) -> None:
+    result = run_cli("stats", env=server.env)
+    assert result.returncode == 0, result.stderr
+    assert "nb_connections" in json.loads(result.stdout)
