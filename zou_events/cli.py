@@ -14,6 +14,7 @@ import urllib3
 
 from zou_events import __version__, logs, redis_link
 from zou_events.config import KV_EVENTS_DB_INDEX, ConfigError, Settings, load_settings
+from zou_events.messages import zou_emit
 
 EXIT_CONFIG, EXIT_CHECK_FAILED = 2, 1
 
@@ -68,18 +69,7 @@ def _publish(settings: Settings, args: argparse.Namespace) -> int:
     except ValueError as error:
         print(f"publish: JSON is invalid: {error}", file=sys.stderr)
         return EXIT_CONFIG
-    # Exactly what Zou's API publishes (python-socketio 5.16 write-only RedisManager).
-    message = {
-        "method": "emit",
-        "event": args.event,
-        "data": [payload],
-        "binary": False,
-        "namespace": "/events",
-        "room": None,
-        "skip_sid": None,
-        "callback": None,
-        "host_id": uuid.uuid4().hex,
-    }
+    message = zou_emit(args.event, payload, uuid.uuid4().hex)
     client = redis_link.connect(settings, KV_EVENTS_DB_INDEX, decode=True)
     receivers = client.publish(settings.channel, json.dumps(message))
     print(f"published {args.event} to {receivers} subscriber(s)")

@@ -134,3 +134,18 @@ def decode(raw: bytes | str) -> Message | None:
     if method == "callback":
         return None  # acknowledgements across hosts: zou-events never asks for one
     raise DroppedMessage("unknown_method", f"unknown method {str(method)[:40]!r}")
+
+
+def zou_emit(event: str, payload: Any, host_id: str) -> dict[str, Any]:
+    """The message Zou's API publishes for ``events.emit`` (python-socketio 5.16 format)."""
+    return {
+        "method": "emit",
+        "event": event,
+        "data": [payload],
+        "binary": False,
+        "namespace": "/events",
+        "room": None,
+        "skip_sid": None,
+        "callback": None,
+        "host_id": host_id,
+    }

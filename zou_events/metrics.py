@@ -64,12 +64,7 @@ DISCONNECT_REASONS = (
     "server",
 )
 DROP_REASONS = ("malformed_json", "not_an_object", "pickle", "unknown_method", "bad_field")
-ROOM_EVENTS = (
-    "open-playlist",
-    "close-playlist",
-    "join",
-    "leave",
-    "room-updated",
+ROOM_RELAYS = (
     "add-annotation",
     "update-annotation",
     "remove-annotation",
@@ -77,6 +72,7 @@ ROOM_EVENTS = (
     "panzoom-changed",
     "comparison-panzoom-changed",
 )
+ROOM_EVENTS = ("open-playlist", "close-playlist", "join", "leave", "room-updated", *ROOM_RELAYS)
 ROOM_REFUSALS = (
     "invalid_payload",
     "no_access",

@@ -29,14 +29,6 @@ log = structlog.get_logger("zou_events.rooms")
 PREFIX = "preview-room:"
 PEOPLE_UPDATED = PREFIX + "room-people-updated"
 ROOM_UPDATED = PREFIX + "room-updated"
-RELAYS = (
-    "add-annotation",
-    "update-annotation",
-    "remove-annotation",
-    "change-version",
-    "panzoom-changed",
-    "comparison-panzoom-changed",
-)
 
 
 class Refused(Exception):
@@ -72,7 +64,7 @@ class RoomHandlers:
             "leave": self.leave,
             "room-updated": self.room_updated,
         }
-        handlers.update({name: self._relay(name) for name in RELAYS})
+        handlers.update({name: self._relay(name) for name in metrics.ROOM_RELAYS})
         for name, handler in handlers.items():
             self.sio.on(PREFIX + name, self._guarded(name, handler), namespace=EVENTS)
         connections.on_events_disconnect.append(self.socket_gone)
