@@ -1,0 +1,242 @@
+"""A real Prometheus (Debian's binary) scraping two running instances after some traffic:
+every dashboard and alert expression returns data of the expected shape through its HTTP API,
+and the alert rules load and evaluate."""
+
+from __future__ import annotations
+
+import math
+import os
+import queue
+import re
+import shutil
+import signal
+import subprocess
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import pytest
+import socketio
+import urllib3
+import yaml
+
+from tests.conftest import ZouPublisher
+from tests.observability.promql import (
+    ALERT_JOB,
+    ALERTS,
+    alert_rules,
+    dashboard_queries,
+    selectors,
+    substitute,
+)
+from tests.support.server import ServerHandle, free_port, start_server, wait_until
+from tests.support.tokens import make_token
+from zou_events import __version__
+
+Sample = dict[str, Any]
+
+
+@dataclass(frozen=True)
+class Prometheus:
+    url: str
+
+    def api(self, path: str, **fields: str) -> Any:
+        response = urllib3.request(
+            "GET", f"{self.url}/api/v1/{path}", fields=fields, timeout=5, retries=False
+        )
+        body = response.json()
+        assert body["status"] == "success", body
+        return body["data"]
+
+    def query(self, expr: str) -> list[Sample]:
+        data = self.api("query", query=expr)
+        assert data["resultType"] == "vector", (expr, data)
+        return data["result"]
+
+    def answers(self) -> bool:
+        try:
+            response = urllib3.request("GET", f"{self.url}/-/ready", timeout=1, retries=False)
+        except urllib3.exceptions.HTTPError:
+            return False
+        return response.status == 200
+
+
+@pytest.fixture(scope="module")
+def instances() -> Iterator[list[ServerHandle]]:
+    with start_server() as first, start_server() as second:
+        yield [first, second]
+
+
+@pytest.fixture(scope="module")
+def prometheus(
+    instances: list[ServerHandle], tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Prometheus]:
+    binary = shutil.which("prometheus")
+    if binary is None:
+        pytest.skip("prometheus missing: run scripts/setup.d/70-observability.sh")
+    directory = tmp_path_factory.mktemp("prometheus")
+    config = {
+        "global": {"scrape_interval": "1s", "evaluation_interval": "1s"},
+        "rule_files": [str(ALERTS)],
+        "scrape_configs": [
+            {
+                "job_name": ALERT_JOB,
+                "metrics_path": "/metrics",
+                "static_configs": [{"targets": [f"127.0.0.1:{s.port}" for s in instances]}],
+            }
+        ],
+    }
+    (directory / "prometheus.yml").write_text(yaml.safe_dump(config))
+    port = free_port()
+    with (directory / "prometheus.log").open("w") as log:
+        process = subprocess.Popen(
+            [
+                binary,
+                f"--config.file={directory / 'prometheus.yml'}",
+                f"--storage.tsdb.path={directory / 'data'}",
+                f"--web.listen-address=127.0.0.1:{port}",
+            ],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,
+        )
+    server = Prometheus(f"http://127.0.0.1:{port}")
+    try:
+        wait_until(lambda: process.poll() is not None or server.answers(), 20, "prometheus")
+        assert process.poll() is None, (directory / "prometheus.log").read_text()
+        wait_until(
+            lambda: len(server.query(f'up{{job="{ALERT_JOB}"}} == 1')) == len(instances),
+            20,
+            "both targets up",
+            step=0.2,
+        )
+        yield server
+    finally:
+        os.killpg(process.pid, signal.SIGTERM)
+        try:
+            process.wait(10)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait(5)
+
+
+@pytest.fixture(scope="module")
+def traffic(instances: list[ServerHandle], prometheus: Prometheus) -> Iterator[None]:
+    """On each instance: one WebSocket client that receives an event, one refused client."""
+    inbox: queue.Queue[str] = queue.Queue()
+    clients = []
+    try:
+        for server in instances:
+            client = socketio.Client(reconnection=False)
+            client.on("task:update", lambda _data: inbox.put("task:update"), namespace="/events")
+            client.connect(
+                server.url,
+                headers={"Authorization": f"Bearer {make_token(server.secret_key)}"},
+                namespaces=["/events"],
+                transports=["websocket"],
+            )
+            clients.append(client)
+            with pytest.raises(socketio.exceptions.ConnectionError):
+                socketio.Client(reconnection=False).connect(
+                    server.url,
+                    headers={"Authorization": "Bearer not-a-token"},
+                    namespaces=["/events"],
+                    transports=["websocket"],
+                )
+        ZouPublisher().emit("task:update", {"task_id": "t1"})
+        for _ in instances:
+            inbox.get(timeout=10)
+        scraped = f'zou_events_delivery_seconds_count{{job="{ALERT_JOB}"}} > 0'
+        wait_until(
+            lambda: len(prometheus.query(scraped)) == len(instances), 20, "deliveries scraped"
+        )
+        yield
+    finally:
+        for client in clients:
+            client.disconnect()
+
+
+def ports_pattern(instances: list[ServerHandle]) -> str:
+    return "|".join(f"127.0.0.1:{s.port}" for s in instances)
+
+
+def value(sample: Sample) -> float:
+    return float(sample["value"][1])
+
+
+def test_every_dashboard_query_returns_series_its_legend_can_name(
+    instances: list[ServerHandle], prometheus: Prometheus, traffic: None
+) -> None:
+    variables = {"job": ALERT_JOB, "instance": ports_pattern(instances)}
+    problems = []
+    for query in dashboard_queries():
+        result = prometheus.query(substitute(query.expr, variables))
+        legend_labels = set(re.findall(r"\{\{\s*(\w+)\s*\}\}", query.legend))
+        if not result:
+            problems.append(f"{query.panel} {query.ref_id}: no data")
+        for sample in result:
+            if missing := legend_labels - set(sample["metric"]):
+                problems.append(f"{query.panel} {query.ref_id}: no label {missing}")
+            value(sample)  # a number, NaN included (no observation yet)
+    assert not problems
+
+
+def test_dashboard_values_reflect_the_cluster_and_the_traffic(
+    instances: list[ServerHandle], prometheus: Prometheus, traffic: None
+) -> None:
+    variables = {"job": ALERT_JOB, "instance": ports_pattern(instances)}
+    results = {
+        (q.panel, q.ref_id): prometheus.query(substitute(q.expr, variables))
+        for q in dashboard_queries()
+    }
+
+    def single(panel: str, ref_id: str = "A") -> float:
+        (sample,) = results[panel, ref_id]
+        return value(sample)
+
+    assert single("Instances up") == 2
+    assert single("Instances ready") == 2
+    assert [(s["metric"]["version"], value(s)) for s in results["Versions", "A"]] == [
+        (__version__, 2)
+    ]
+    assert single("Connected sockets") >= 2
+    assert single("Deliveries /s") > 0
+    assert sum(value(s) for s in results["Connections refused /s by reason", "A"]) > 0
+    p50, p99 = single("Delivery latency", "A"), single("Delivery latency", "B")
+    assert 0 <= p50 <= p99 < 5, (p50, p99)
+    per_instance = results["Delivery latency", "C"]
+    assert len(per_instance) == 2 and all(math.isfinite(value(s)) for s in per_instance)
+    # cluster-wide gauges: at most one instance reports them, so sum() does not double-count
+    reporters = prometheus.query(f'zou_events_instances_live{{job="{ALERT_JOB}"}} > 0')
+    assert len(reporters) <= 1
+    sockets_limit = results["Sockets per instance and their limit", "B"]
+    assert len(sockets_limit) == 2 and all(value(s) > 0 for s in sockets_limit)
+
+
+def test_alerts_are_quiet_and_see_both_instances(
+    instances: list[ServerHandle], prometheus: Prometheus, traffic: None
+) -> None:
+    expected = {f"127.0.0.1:{s.port}" for s in instances}
+    for rule in alert_rules():
+        assert prometheus.query(rule["expr"]) == [], rule["alert"]
+        for name, matchers in selectors(rule["expr"]):
+            seen = {s["metric"]["instance"] for s in prometheus.query(name + matchers)}
+            assert seen == expected, (rule["alert"], name)
+
+
+def test_alert_rules_load_and_evaluate(prometheus: Prometheus, traffic: None) -> None:
+    def rules() -> list[dict[str, Any]]:
+        return [r for g in prometheus.api("rules", type="alert")["groups"] for r in g["rules"]]
+
+    wait_until(
+        lambda: all(not r["lastEvaluation"].startswith("0001") for r in rules()),
+        10,
+        "a rule evaluation",
+        step=0.2,
+    )
+    loaded = rules()
+    assert [r["name"] for r in loaded] == [r["alert"] for r in alert_rules()]
+    for rule in loaded:
+        assert rule["health"] == "ok" and not rule.get("lastError"), rule
+        assert rule["state"] == "inactive", rule
