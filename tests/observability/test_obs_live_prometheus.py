@@ -11,6 +11,7 @@ import re
 import shutil
 import signal
 import subprocess
+import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -63,7 +64,13 @@ class Prometheus:
 
 @pytest.fixture(scope="module")
 def instances() -> Iterator[list[ServerHandle]]:
-    with start_server() as first, start_server() as second:
+    """Two instances forming a cluster of their own: a key prefix no other test run shares, so
+    one of them is the reporter of the cluster-wide gauges (refreshed every heartbeat)."""
+    env = {
+        "ZOU_EVENTS_KEY_PREFIX": f"zou-events-obs-{uuid.uuid4().hex[:8]}:",
+        "ZOU_EVENTS_HEARTBEAT_SECONDS": "1",
+    }
+    with start_server(env) as first, start_server(env) as second:
         yield [first, second]
 
 
@@ -151,6 +158,8 @@ def traffic(instances: list[ServerHandle], prometheus: Prometheus) -> Iterator[N
         wait_until(
             lambda: len(prometheus.query(scraped)) == len(instances), 20, "deliveries scraped"
         )
+        cluster = f'sum(zou_events_instances_live{{job="{ALERT_JOB}"}}) == {len(instances)}'
+        wait_until(lambda: bool(prometheus.query(cluster)), 20, "both instances seen in Redis")
         yield
     finally:
         for client in clients:
@@ -207,9 +216,10 @@ def test_dashboard_values_reflect_the_cluster_and_the_traffic(
     assert 0 <= p50 <= p99 < 5, (p50, p99)
     per_instance = results["Delivery latency", "C"]
     assert len(per_instance) == 2 and all(math.isfinite(value(s)) for s in per_instance)
-    # cluster-wide gauges: at most one instance reports them, so sum() does not double-count
+    # cluster-wide gauges: one instance reports them, so sum() counts the cluster once
     reporters = prometheus.query(f'zou_events_instances_live{{job="{ALERT_JOB}"}} > 0')
-    assert len(reporters) <= 1
+    assert [value(s) for s in reporters] == [2]
+    assert single("Instances seen in Redis") == 2
     sockets_limit = results["Sockets per instance and their limit", "B"]
     assert len(sockets_limit) == 2 and all(value(s) > 0 for s in sockets_limit)
 
