@@ -188,6 +188,12 @@ def overview() -> list[Panel]:
             Query(f"sum({series('zou_events_connected_sockets')})", "sockets"),
         ),
         single(
+            "Connected people",
+            "Distinct people connected to /events, summed over the selected instances (a person "
+            "whose tabs are served by two instances counts twice).",
+            Query(f"sum({series('zou_events_connected_people')})", "people"),
+        ),
+        single(
             "Open review rooms",
             "Review rooms (playlists opened in a review session) open in the cluster.",
             Query(f"sum({series('zou_events_rooms_open')})", "rooms"),
@@ -213,7 +219,7 @@ def overview() -> list[Panel]:
                 f"{series('zou_events_ready')} + 2 * {series('zou_events_draining')}",
                 "{{instance}}",
             ),
-        ).span(24),
+        ).span(21),  # beside the ninth stat, which wraps to the second line
     ]
 
 

@@ -189,6 +189,7 @@ class Runtime:
             metrics.connected_sockets.labels(namespace, "websocket").set(upgraded)
             metrics.connected_sockets.labels(namespace, "polling").set(len(eio_sids) - upgraded)
         metrics.room_sockets.set(self.rooms.local_sockets())
+        metrics.connected_people.set(len({i.person_id for _, i in self.sessions.items()}))
 
     def drain(self) -> None:
         """SIGTERM: refuse new sessions (503), then close the existing ones gradually."""

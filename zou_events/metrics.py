@@ -103,6 +103,11 @@ connected_sockets = Gauge(
     "Sockets connected to a namespace on this instance",
     ["namespace", "transport"],
 )
+connected_people = Gauge(
+    "zou_events_connected_people",
+    "Distinct people with a socket on /events of this instance (a person with tabs on two "
+    "instances counts on both)",
+)
 connections_accepted = Counter(
     "zou_events_connections_accepted_total", "Namespace connections accepted", ["namespace"]
 )
