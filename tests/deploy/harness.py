@@ -1,0 +1,224 @@
+"""Tools of the deployment tests: pinned Ansible tools, wheels, playbook runs, a probe client."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import queue
+import re
+import shutil
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.deploy.container import Container
+
+ROOT = Path(__file__).resolve().parents[2]
+HERE = Path(__file__).resolve().parent
+ANSIBLE_DIR = ROOT / "ansible"
+DEPLOY_VENV = ROOT / ".venv-deploy"
+SETUP_HINT = "run scripts/setup.d/60-deploy.sh (or make setup)"
+CACHE_DIR = Path(
+    os.environ.get("ZOU_EVENTS_CACHE")
+    or Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "zou-events"
+)
+
+
+def deploy_tool(name: str) -> Path:
+    """An executable of .venv-deploy (ansible-core, ansible-lint, yamllint), or a skip."""
+    path = DEPLOY_VENV / "bin" / name
+    if not path.exists():
+        pytest.skip(f"{name} is not installed: {SETUP_HINT}")
+    return path
+
+
+def tool_env() -> dict[str, str]:
+    env = dict(os.environ)
+    env.update(
+        {
+            "PATH": f"{DEPLOY_VENV / 'bin'}:{env.get('PATH', '/usr/bin:/bin')}",
+            "ANSIBLE_CONFIG": str(ANSIBLE_DIR / "ansible.cfg"),
+            "ANSIBLE_ROLES_PATH": str(ANSIBLE_DIR / "roles"),
+            "ANSIBLE_NOCOLOR": "1",
+            "ANSIBLE_FORCE_COLOR": "0",
+            "NO_COLOR": "1",
+            "PY_COLORS": "0",
+        }
+    )
+    return env
+
+
+def run_tool(
+    *cmd: str | Path, cwd: Path = ANSIBLE_DIR, timeout: float = 300
+) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [str(part) for part in cmd],
+        cwd=cwd,
+        env=tool_env(),
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
+
+
+@dataclass
+class PlaybookRun:
+    returncode: int
+    output: str
+
+    def recap(self, host: str) -> dict[str, int]:
+        match = re.search(rf"^{re.escape(host)}\s+:\s+(.*)$", self.output, re.MULTILINE)
+        assert match, f"no PLAY RECAP for {host}:\n{self.output[-3000:]}"
+        return {key: int(value) for key, value in re.findall(r"(\w+)=(\d+)", match.group(1))}
+
+    def changed_tasks(self) -> list[str]:
+        """Names of the tasks that reported a change, for a readable failure."""
+        names = []
+        task = ""
+        for line in self.output.splitlines():
+            if line.startswith(("TASK [", "RUNNING HANDLER [")):
+                task = line
+            elif line.startswith("changed:"):
+                names.append(task)
+        return names
+
+
+def run_playbook(inventory: Path, *args: str, timeout: float = 480) -> PlaybookRun:
+    result = run_tool(
+        deploy_tool("ansible-playbook"),
+        "-i",
+        str(inventory),
+        "playbook.yml",
+        *args,
+        timeout=timeout,
+    )
+    return PlaybookRun(result.returncode, result.stdout + result.stderr)
+
+
+def build_wheel(dest: Path, version: str | None = None) -> Path:
+    """The zou-events wheel of this checkout, built from a copy (the work tree stays clean);
+    ``version`` replaces the package's version, to stand for a newer release."""
+    source = dest / "source"
+    shutil.rmtree(source, ignore_errors=True)
+    shutil.copytree(
+        ROOT / "zou_events", source / "zou_events", ignore=shutil.ignore_patterns("__pycache__")
+    )
+    for name in ("pyproject.toml", "README.md"):
+        shutil.copy2(ROOT / name, source / name)
+    if version:
+        init = source / "zou_events" / "__init__.py"
+        init.write_text(
+            re.sub(r'__version__ = "[^"]*"', f'__version__ = "{version}"', init.read_text())
+        )
+    out = dest / "wheels"
+    subprocess.run(
+        [sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "-w", str(out), str(source)],
+        check=True,
+        capture_output=True,
+    )
+    built = sorted(out.glob(f"zou_events-{version or ''}*.whl"), key=lambda p: p.stat().st_mtime)
+    assert built, f"no wheel in {out}"
+    return built[-1]
+
+
+def wheelhouse(wheel: Path) -> Path:
+    """Wheels of every dependency at the versions of constraints.txt, cached by what decides
+    them, so the container installs without any package index.
+
+    pip runs on .venv-deploy's Python, Debian 12's own like the target's: dependencies that
+    depend on the exact Python version (redis needs async-timeout below 3.11.3) come out right.
+    """
+    python = deploy_tool("python")
+    version = subprocess.run(
+        [python, "-c", "import platform; print(platform.python_version())"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    key = hashlib.sha256(
+        (ROOT / "pyproject.toml").read_bytes()
+        + (ROOT / "constraints.txt").read_bytes()
+        + version.encode()
+    ).hexdigest()[:16]
+    house = CACHE_DIR / "deploy" / f"wheelhouse-{key}"
+    complete = house.with_suffix(".complete")
+    if not complete.exists():
+        shutil.rmtree(house, ignore_errors=True)
+        subprocess.run(
+            [
+                *(python, "-m", "pip", "download", "-q", "--disable-pip-version-check"),
+                *("--only-binary=:all:", "-c", ROOT / "constraints.txt", "-d", house, wheel),
+            ],
+            check=True,
+            capture_output=True,
+        )
+        for own in house.glob("zou_events-*.whl"):
+            own.unlink()
+        complete.touch()
+    return house
+
+
+class Probe:
+    """probe.py running in the container's network namespace, read line by line."""
+
+    def __init__(self, container: Container, url: str, token: str, log_dir: Path) -> None:
+        self.stderr = (log_dir / f"probe-{time.monotonic_ns()}.log").open("w")
+        self.process = subprocess.Popen(
+            container.in_network([sys.executable, str(HERE / "probe.py"), url, token]),
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=self.stderr,
+            text=True,
+        )
+        self.inbox: queue.Queue[dict[str, Any]] = queue.Queue()
+        self.history: list[dict[str, Any]] = []
+        threading.Thread(target=self._read, daemon=True).start()
+
+    def _read(self) -> None:
+        assert self.process.stdout is not None
+        for line in self.process.stdout:
+            message = json.loads(line)
+            self.history.append(message)
+            self.inbox.put(message)
+
+    def expect(
+        self, what: str, match: Callable[[dict[str, Any]], bool] = bool, timeout: float = 20
+    ) -> dict[str, Any]:
+        """The next message of type ``what`` (and ``match``); earlier others are passed over."""
+        deadline = time.monotonic() + timeout
+        while (left := deadline - time.monotonic()) > 0:
+            try:
+                message = self.inbox.get(timeout=left)
+            except queue.Empty:
+                break
+            if message["type"] == what and match(message):
+                return message
+        raise AssertionError(f"no {what} within {timeout}s; probe saw {self.history}")
+
+    def expect_event(self, event: str, timeout: float = 20) -> dict[str, Any]:
+        return self.expect("event", lambda m: m["event"] == event, timeout)
+
+    def emit(self, event: str, data: Any) -> None:
+        assert self.process.stdin is not None
+        self.process.stdin.write(json.dumps({"event": event, "data": data}) + "\n")
+        self.process.stdin.flush()
+
+    def close(self) -> None:
+        if self.process.poll() is None:
+            assert self.process.stdin is not None
+            self.process.stdin.close()
+            try:
+                self.process.wait(10)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait(5)
+        self.stderr.close()
