@@ -13,6 +13,8 @@ import socketio
 from tests.support.server import ServerHandle, start_server
 from tests.support.tokens import make_token
 
+pytest_plugins = ["tests.support.zou_fixtures"]
+
 REDIS_URL = "redis://127.0.0.1:6379"
 
 

@@ -10,7 +10,7 @@ from typing import Any
 import structlog
 
 from zou_events.auth import AuthRefused, Identity, handshake_token, payload_token, verify
-from zou_events.zou_api import ZouApi, ZouUnavailable
+from zou_events.zou_api import ZouApi, ZouRejectedToken, ZouUnavailable
 
 log = structlog.get_logger("zou_events.authenticator")
 
@@ -52,6 +52,8 @@ class Authenticator:
             )
         except ZouUnavailable:
             raise AuthRefused("zou_unavailable") from None
+        except ZouRejectedToken:
+            raise AuthRefused("invalid_token") from None
         if account is None:
             raise AuthRefused("unknown_account")
         if not account.active:

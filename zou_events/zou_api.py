@@ -31,6 +31,10 @@ class ZouUnavailable(Exception):
     """Zou's API could not answer (down, slow, or the circuit breaker is open)."""
 
 
+class ZouRejectedToken(Exception):
+    """Zou's API cannot decode a token we accepted (HTTP 422): SECRET_KEY differs from Zou's."""
+
+
 @dataclass(frozen=True)
 class Account:
     active: bool
@@ -105,7 +109,9 @@ class ZouApi:
         self._playlists: TtlCache[bool] = TtlCache(cache_seconds)
 
     def account(self, token: str, jti: str, fallback_to_stale: bool = True) -> Account | None:
-        """The token's account, or None when Zou refuses the token (unknown or inactive)."""
+        """The token's account, or None when Zou refuses the token (unknown or inactive
+        person: Zou's API answers 401 to both, as its own event stream says "Unknown
+        account." to both)."""
         cached = self._accounts.get(jti)
         if cached is not None:
             metrics.zou_api_requests.labels("authenticated", "cache").inc()
@@ -118,6 +124,10 @@ class ZouApi:
                 log.info("zou api unavailable, account accepted from cache")
                 return stale
             raise
+        if status == 422:
+            log.error("zou api rejects a token zou-events accepts: is SECRET_KEY zou's?")
+            raise ZouRejectedToken()
+        # Zou answers 401 alike for unknown and inactive persons.
         account = _parse_account(body) if status == 200 else None
         self._accounts.put(jti, account)
         return account
