@@ -15,6 +15,7 @@ from typing import Any
 
 import redis
 import structlog
+from gevent.lock import Semaphore
 
 from zou_events import metrics
 from zou_events.auth import Identity
@@ -57,6 +58,7 @@ class RoomHandlers:
         self.max_payload_bytes = max_payload_bytes
         self.instance_id = instance_id
         self.opened: dict[str, set[str]] = {}  # local sid -> rooms it opened
+        self._order: dict[str, Semaphore] = {}  # local sid -> its room events, one at a time
         handlers: dict[str, Callable[..., None]] = {
             "open-playlist": self.open_playlist,
             "close-playlist": self.close_playlist,
@@ -73,6 +75,12 @@ class RoomHandlers:
 
     def _guarded(self, name: str, handler: Callable[..., None]) -> Callable[..., None]:
         def run(sid: str, *args: Any) -> None:
+            # python-socketio runs each event in its own greenlet: without this, a join sent
+            # right after open-playlist could be handled first (both ask Zou's API).
+            with self._order.setdefault(sid, Semaphore()):
+                guarded(sid, *args)
+
+        def guarded(sid: str, *args: Any) -> None:
             structlog.contextvars.clear_contextvars()
             structlog.contextvars.bind_contextvars(sid=sid, namespace=EVENTS, event=PREFIX + name)
             metrics.room_events.labels(name).inc()
@@ -179,6 +187,7 @@ class RoomHandlers:
     def socket_gone(self, sid: str, _identity: Identity, reason: str) -> None:
         self.limiter.forget(sid)
         self.opened.pop(sid, None)
+        self._order.pop(sid, None)
         if reason == "server_shutdown":
             # Drained on shutdown or reload: the presence stays until this instance's
             # heartbeat expires, so clients reconnecting elsewhere find their room as it was.
