@@ -1,0 +1,132 @@
+"""Fan-out benchmark: zou-events against Zou 1.0.97's own event stream, in one run.
+
+    .venv/bin/python -m bench.run            # the full run recorded in docs/benchmarks.md
+    .venv/bin/python -m bench.run --quick    # a smoke run of every scenario, under a minute
+
+Scenarios: (a) steady: N clients, R events/s for D s, rounds interleaved ours/Zou/ours/...;
+(b) burst: E events published at once to M clients, time until the last delivery;
+(c) idle: how many idle connections one worker holds, their memory, and whether they still
+receive events. Prints a table and the issue's targets; writes JSON to bench/results/.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import os
+import sys
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+from bench import machine, procs, report, scenarios
+from bench.scenarios import Round, Setup
+from bench.servers import OurServer, ServerUnderTest, ZouServer
+
+RESULTS = Path(__file__).with_name("results")
+
+
+def _cpus(raw: str) -> set[int] | None:
+    return None if raw == "none" else {int(cpu) for cpu in raw.split(",")}
+
+
+def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="python -m bench.run", description=__doc__.split("\n")[0])
+    parser.add_argument("--quick", action="store_true", help="small smoke run (< 1 minute)")
+    parser.add_argument("--servers", default="ours,zou", help="ours,zou (default both)")
+    parser.add_argument("--scenarios", default="steady,burst,idle")
+    parser.add_argument("--rounds", type=int, default=5, help="steady rounds per server")
+    parser.add_argument("--clients", type=int, default=1000, help="steady: clients")
+    parser.add_argument("--rate", type=float, default=20.0, help="steady: events per second")
+    parser.add_argument("--duration", type=float, default=15.0, help="steady: seconds per round")
+    parser.add_argument("--burst-clients", type=int, default=500)
+    parser.add_argument("--burst-events", type=int, default=2000)
+    parser.add_argument("--burst-timeout", type=float, default=180.0, help="seconds to drain")
+    parser.add_argument("--idle-clients", type=int, default=10_000, help="idle: for zou-events")
+    parser.add_argument(
+        "--zou-idle-clients", type=int, default=2000, help="idle: for Zou (its cap is 1,000)"
+    )
+    parser.add_argument("--handshake-timeout", type=float, default=10.0, help="seconds")
+    parser.add_argument("--server-cpus", default="0", help="CPUs of the server worker, or none")
+    parser.add_argument("--client-cpus", default="1", help="CPUs of the load client, or none")
+    parser.add_argument("--output", type=Path, default=None, help="JSON path")
+    args = parser.parse_args(argv)
+    if args.quick:
+        args.rounds, args.clients, args.duration, args.handshake_timeout = 1, 200, 2.0, 3.0
+        args.burst_clients, args.burst_events, args.burst_timeout = 100, 200, 30.0
+        args.idle_clients, args.zou_idle_clients = 1000, 1100
+    return args
+
+
+def build_servers(names: list[str], cpus: set[int] | None) -> list[ServerUnderTest]:
+    known: dict[str, Callable[[], ServerUnderTest]] = {
+        "ours": lambda: OurServer(cpus),
+        "zou": lambda: ZouServer(cpus),
+    }
+    return [known[name]() for name in names]
+
+
+def run(args: argparse.Namespace, servers: list[ServerUnderTest]) -> list[Round]:
+    # Past its 1,000 connections Zou's handshakes hang: this is how long a client waits.
+    setup = Setup(client_cpus=_cpus(args.client_cpus), handshake_timeout=args.handshake_timeout)
+    wanted = args.scenarios.split(",")
+    rounds: list[Round] = []
+
+    def record(result: Round) -> None:
+        rounds.append(result)
+        print("\n".join(report.rows(result)), file=sys.stderr, flush=True)
+
+    print(report.HEADER, file=sys.stderr)
+    if "steady" in wanted:
+        for _ in range(args.rounds):
+            for server in servers:  # interleaved: ours, Zou, ours, Zou...
+                record(scenarios.steady(server, setup, args.clients, args.rate, args.duration))
+    if "burst" in wanted:
+        for server in servers:
+            record(
+                scenarios.burst(
+                    server, setup, args.burst_clients, args.burst_events, args.burst_timeout
+                )
+            )
+    if "idle" in wanted:
+        for server in servers:
+            if isinstance(server, ZouServer):
+                # All at once: past its 1,000 connections, Zou's handshakes wait until timeout.
+                record(scenarios.idle(server, setup, args.zou_idle_clients, args.zou_idle_clients))
+            else:
+                record(scenarios.idle(server, setup, args.idle_clients, concurrency=500))
+    return rounds
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parse_args(argv)
+    started = datetime.datetime.now(datetime.UTC)
+    open_files = procs.raise_open_files_limit()
+    servers = build_servers(args.servers.split(","), _cpus(args.server_cpus))
+    try:
+        rounds = run(args, servers)
+    finally:
+        for server in servers:
+            server.close()
+    checks = report.targets(rounds, args.idle_clients)
+    print()
+    print(report.table(rounds))
+    print()
+    print(report.targets_text(checks))
+    output = args.output or RESULTS / f"{started:%Y%m%dT%H%M%SZ}.json"
+    record = {
+        "started": started.isoformat(),
+        "command": " ".join(["python -m bench.run", *(argv or sys.argv[1:])]),
+        "arguments": {k: str(v) for k, v in vars(args).items()},
+        "open_files_limit": open_files,
+        "pinning": {"server_cpus": args.server_cpus, "client_cpus": args.client_cpus},
+        "machine": machine.describe({s.name: s.python for s in servers}),
+        "summary": report.summarize(rounds),
+        "targets": checks,
+    }
+    report.write_json(output, record, rounds)
+    print(f"\nresults: {os.path.relpath(output)}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

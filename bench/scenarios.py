@@ -1,0 +1,180 @@
+"""One measured round of each scenario against one server: steady fan-out, burst, idle hold."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from bench import procs
+from bench.latency import percentiles
+from bench.load_client import Connected, LoadClient
+from bench.publisher import Publisher
+from bench.servers import ServerUnderTest
+
+SETTLE_SECONDS = 1.0  # lets the worker finish handshakes and free their buffers before RSS reads
+PERCENTILES = (50, 99, 99.9)
+
+# Publishes a scenario's events; returns how many, and the wall time of the first send.
+Publish = Callable[[Publisher], tuple[int, float]]
+
+
+@dataclass(frozen=True)
+class Setup:
+    """Where the processes run and how patient the load client is."""
+
+    client_cpus: set[int] | None
+    connect_concurrency: int = 200
+    connect_timeout: float = 60.0
+    handshake_timeout: float = 10.0
+
+
+@dataclass
+class Round:
+    server: str
+    scenario: str
+    clients_wanted: int
+    clients_joined: int
+    connect_failures: dict[str, int]
+    connect_retries: dict[str, int]
+    connect_seconds: float
+    events: int
+    expected_deliveries: int
+    deliveries: int
+    complete: bool
+    latency: dict[str, float | None]
+    max_latency: float
+    drain_seconds: float | None
+    deliveries_per_second: float | None
+    server_cpu_seconds: float
+    cpu_seconds_per_100k: float | None
+    client_cpu_share: float  # of one core, over the measured window: ~1.0 means client-bound
+    # CPU used by everything else (Redis, the publisher, other work on the machine), in cores:
+    # well above ~0.1 means the machine was not quiet and the round is suspect.
+    other_cpu_share: float
+    # Time the server's and the client's main threads waited for a CPU while runnable: the
+    # part of the latency that other processes on the same CPU caused.
+    server_runqueue_wait_seconds: float
+    client_runqueue_wait_seconds: float
+    rss_empty_bytes: int
+    rss_idle_bytes: int
+    rss_per_idle_connection: float | None
+    disconnects: dict[str, int] = field(default_factory=dict)
+
+
+def _round(
+    server: ServerUnderTest,
+    scenario: str,
+    setup: Setup,
+    clients: int,
+    publish: Publish,
+    drain_timeout: float,
+    concurrency: int | None = None,
+) -> Round:
+    """Start the server, connect ``clients`` sockets, publish, wait for every delivery."""
+    publisher = Publisher()
+    with server.running(clients) as running:
+        time.sleep(SETTLE_SECONDS)
+        rss_empty = procs.rss_bytes(running.worker_pid)
+        with LoadClient(
+            running.port,
+            running.tokens,
+            clients,
+            setup.client_cpus,
+            concurrency or setup.connect_concurrency,
+            setup.connect_timeout,
+            setup.handshake_timeout,
+        ) as client:
+            connected: Connected = client.wait_connected()
+            time.sleep(SETTLE_SECONDS)
+            rss_idle = procs.rss_bytes(running.worker_pid)
+            client.reset()
+            cpu_before = procs.cpu_seconds(running.worker_pid)
+            client_cpu_before = procs.cpu_seconds(client.pid)
+            busy_before = procs.machine_busy_seconds()
+            server_wait_before = procs.runqueue_wait_seconds(running.worker_pid)
+            client_wait_before = procs.runqueue_wait_seconds(client.pid)
+            started = time.monotonic()
+            events, first_send = publish(publisher)
+            complete = client.wait_for(events, drain_timeout)
+            elapsed = time.monotonic() - started
+            server_cpu = procs.cpu_seconds(running.worker_pid) - cpu_before
+            client_cpu = procs.cpu_seconds(client.pid) - client_cpu_before
+            other_cpu = procs.machine_busy_seconds() - busy_before - server_cpu - client_cpu
+            server_wait = procs.runqueue_wait_seconds(running.worker_pid) - server_wait_before
+            client_wait = procs.runqueue_wait_seconds(client.pid) - client_wait_before
+            report = client.report()
+    publisher.close()
+    deliveries = report["received"]
+    last = report["last_receive"]
+    drain = last - first_send if last is not None else None
+    joined = connected.joined
+    return Round(
+        server=server.name,
+        scenario=scenario,
+        clients_wanted=clients,
+        clients_joined=joined,
+        connect_failures=connected.failures,
+        connect_retries=connected.retries,
+        connect_seconds=connected.seconds,
+        events=events,
+        expected_deliveries=events * joined,
+        deliveries=deliveries,
+        complete=complete,
+        latency=percentiles(report["histogram"], report["buckets_per_e"], PERCENTILES),
+        max_latency=report["max_latency"],
+        drain_seconds=drain,
+        deliveries_per_second=deliveries / drain if drain else None,
+        server_cpu_seconds=server_cpu,
+        cpu_seconds_per_100k=server_cpu / deliveries * 1e5 if deliveries else None,
+        client_cpu_share=client_cpu / elapsed,
+        other_cpu_share=other_cpu / elapsed,
+        server_runqueue_wait_seconds=server_wait,
+        client_runqueue_wait_seconds=client_wait,
+        rss_empty_bytes=rss_empty,
+        rss_idle_bytes=rss_idle,
+        rss_per_idle_connection=(rss_idle - rss_empty) / joined if joined else None,
+        disconnects=report["disconnects"],
+    )
+
+
+def steady(
+    server: ServerUnderTest, setup: Setup, clients: int, rate: float, duration: float
+) -> Round:
+    """``clients`` sockets, ``rate`` events/s for ``duration`` s: fan-out latency under load."""
+
+    def publish(publisher: Publisher) -> tuple[int, float]:
+        first = time.time()
+        return publisher.steady(rate, duration), first
+
+    return _round(server, "steady", setup, clients, publish, drain_timeout=10.0)
+
+
+def burst(
+    server: ServerUnderTest, setup: Setup, clients: int, events: int, timeout: float
+) -> Round:
+    """``events`` published at once to ``clients`` sockets: time until the last delivery."""
+
+    def publish(publisher: Publisher) -> tuple[int, float]:
+        sent = publisher.burst(events)
+        return events, sent
+
+    return _round(server, "burst", setup, clients, publish, drain_timeout=timeout)
+
+
+def idle(server: ServerUnderTest, setup: Setup, clients: int, concurrency: int) -> Round:
+    """Hold ``clients`` idle sockets (memory per connection), then check they all still hear."""
+
+    def publish(publisher: Publisher) -> tuple[int, float]:
+        first = time.time()
+        return publisher.steady(rate=2, duration=2.5), first
+
+    return _round(
+        server,
+        "idle",
+        setup,
+        clients,
+        publish,
+        drain_timeout=30.0,
+        concurrency=concurrency,
+    )

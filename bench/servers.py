@@ -1,0 +1,158 @@
+"""The two servers under test, started the same way: one gunicorn master, one worker.
+
+Each round starts its server fresh and stops it afterwards: both servers subscribe to the
+same Redis channel, so one left running would receive (and spend CPU on) the other's events.
+"""
+
+from __future__ import annotations
+
+import http.client
+import os
+import secrets
+import signal
+import subprocess
+import sys
+from collections.abc import Iterator
+from contextlib import AbstractContextManager, contextmanager
+from dataclasses import dataclass
+from typing import Protocol
+
+from bench import procs
+from tests.support.server import free_port, start_server, wait_until
+from tests.support.tokens import make_token
+from tests.support.zou_stack import CAST, EVENT_STREAM_WORKER, ZouStack
+
+ACTIVE_CAST = {name for name, (_role, _in_team, active) in CAST.items() if active}
+
+
+@dataclass(frozen=True)
+class Running:
+    port: int
+    worker_pid: int
+    tokens: list[str]  # access tokens the server accepts, reused round-robin by the clients
+
+
+class ServerUnderTest(Protocol):
+    name: str
+    python: str  # the interpreter that runs it, for the version record
+
+    def running(self, token_count: int) -> AbstractContextManager[Running]:
+        """The server started fresh, with ``token_count`` tokens for its clients."""
+        ...
+
+    def close(self) -> None:
+        """Release what outlives the rounds (Zou's database and API)."""
+        ...
+
+
+class OurServer:
+    """zou-events from this checkout, with its shipped gunicorn configuration."""
+
+    name = "zou-events"
+    python = sys.executable  # start_server runs the package with the current interpreter
+
+    def __init__(self, cpus: set[int] | None) -> None:
+        self.cpus = cpus
+
+    def close(self) -> None:
+        pass
+
+    @contextmanager
+    def running(self, token_count: int) -> Iterator[Running]:
+        secret = secrets.token_hex(32)
+        with start_server({"SECRET_KEY": secret, "ZOU_EVENTS_LOG_LEVEL": "warning"}) as handle:
+            worker = procs.only_child(handle.process.pid)
+            procs.pin(handle.process.pid, self.cpus)
+            procs.pin(worker, self.cpus)
+            tokens = [make_token(secret, lifetime=3 * 3600) for _ in range(token_count)]
+            yield Running(handle.port, worker, tokens)
+
+
+class ZouServer:
+    """Zou 1.0.97's own ``zou.event_stream``, run as Zou documents it, over a ZouStack.
+
+    The stack (database, seeded persons, Zou's API) lives for the whole benchmark; the
+    event stream is started for each round with the stack's environment and the command of
+    ``ZouStack.start_event_stream``, which starts it once per stack and cannot stop it.
+    """
+
+    name = "zou"
+
+    def __init__(self, cpus: set[int] | None) -> None:
+        self.cpus = cpus
+        self.stack = ZouStack().start()
+        self.python = str(self.stack.venv / "bin" / "python")
+        # Zou refuses unknown and inactive persons: tokens for the seeded active ones.
+        self.person_ids = [
+            person.id for name, person in self.stack.seed.persons.items() if name in ACTIVE_CAST
+        ]
+
+    def close(self) -> None:
+        self.stack.stop()
+
+    @contextmanager
+    def running(self, token_count: int) -> Iterator[Running]:
+        port = free_port()
+        log = self.stack.workdir / f"event-stream-{port}.log"
+        with log.open("wb") as output:
+            master = subprocess.Popen(
+                [
+                    str(self.stack.venv / "bin" / "gunicorn"),
+                    *("--worker-class", EVENT_STREAM_WORKER, "-w", "1"),
+                    *("-b", f"127.0.0.1:{port}", "zou.event_stream:app"),
+                ],
+                cwd=self.stack.workdir,
+                env=self.stack.env,
+                stdin=subprocess.DEVNULL,
+                stdout=output,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+        try:
+            wait_until(
+                lambda: master.poll() is not None or _answers(port),
+                60,
+                f"Zou's event stream on port {port}",
+                step=0.2,
+            )
+            if master.poll() is not None:
+                raise RuntimeError(f"Zou's event stream exited:\n{log.read_text()[-3000:]}")
+            worker = procs.only_child(master.pid)
+            procs.pin(master.pid, self.cpus)
+            procs.pin(worker, self.cpus)
+            tokens = [
+                make_token(self.stack.secret_key, sub=self.person_ids[i % len(self.person_ids)])
+                for i in range(token_count)
+            ]
+            yield Running(port, worker, tokens)
+        finally:
+            _stop_group(master)
+
+
+def _answers(port: int) -> bool:
+    """gunicorn's worker answers HTTP (Zou's stream subscribes to Redis on first connect).
+
+    The connection is closed at once: a kept-alive one would hold one of the worker's 1,000
+    connection slots for good.
+    """
+    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=2)
+    try:
+        connection.request("GET", "/", headers={"Connection": "close"})
+        connection.getresponse().read()
+        return True
+    except (OSError, http.client.HTTPException):
+        return False
+    finally:
+        connection.close()
+
+
+def _stop_group(process: subprocess.Popen[bytes], timeout: float = 30.0) -> None:
+    """SIGTERM to gunicorn's process group, SIGKILL if it lingers."""
+    if process.poll() is None:
+        os.killpg(process.pid, signal.SIGTERM)
+        try:
+            process.wait(timeout)
+            return
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)
+    process.wait(5)
