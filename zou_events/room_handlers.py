@@ -30,6 +30,9 @@ log = structlog.get_logger("zou_events.rooms")
 PREFIX = "preview-room:"
 PEOPLE_UPDATED = PREFIX + "room-people-updated"
 ROOM_UPDATED = PREFIX + "room-updated"
+# Relays are re-encoded by python-socketio, whose binary check recurses (two frames a level):
+# near 450 levels it raises RecursionError. Kitsu's annotations nest a few levels.
+MAX_PAYLOAD_DEPTH = 100
 
 
 class Refused(Exception):
@@ -114,6 +117,8 @@ class RoomHandlers:
             raise Refused("invalid_payload") from None
         if size > self.max_payload_bytes:
             raise Refused("too_large")
+        if _nested_deeper(data, MAX_PAYLOAD_DEPTH):
+            raise Refused("invalid_payload")
 
     def _refused(self, sid: str, name: str, reason: str) -> None:
         metrics.room_events_refused.labels(name, reason).inc()
@@ -210,3 +215,18 @@ class RoomHandlers:
     def announce(self, changes: list[PeopleChange]) -> None:
         for change in changes:
             self._people_updated(change.room_id, change.people)
+
+
+def _nested_deeper(value: Any, limit: int) -> bool:
+    """Whether lists and objects nest deeper than ``limit`` in ``value`` (no recursion)."""
+    stack = [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        if isinstance(item, dict):
+            item = item.values()
+        elif not isinstance(item, list):
+            continue
+        if depth > limit:
+            return True
+        stack.extend((child, depth + 1) for child in item)
+    return False
