@@ -82,6 +82,14 @@ class RoomHandlers:
             # right after open-playlist could be handled first (both ask Zou's API).
             with self._order.setdefault(sid, Semaphore()):
                 guarded(sid, *args)
+            if self._gone(sid):
+                # Disconnected before or while this event was handled (e.g. a join waiting for
+                # Zou's API): what the event stored for the socket after its disconnect goes.
+                self._forget_locally(sid)
+                try:
+                    self.announce(self.store.disconnect(sid))
+                except (redis.RedisError, OSError) as error:
+                    log.warning("room store unavailable", error=str(error))
 
         def guarded(sid: str, *args: Any) -> None:
             structlog.contextvars.clear_contextvars()
@@ -152,6 +160,8 @@ class RoomHandlers:
     def open_playlist(self, sid: str, identity: Identity, room: str, _data: Any) -> None:
         self._may_read(identity, room)
         people = self.store.open(room, sid, self.instance_id)
+        if self._gone(sid):
+            return  # python-socketio has forgotten it; the guard forgets it in the store
         self.sio.enter_room(sid, room, namespace=EVENTS)
         self.opened.setdefault(sid, set()).add(room)
         self._people_updated(room, people)
@@ -189,10 +199,16 @@ class RoomHandlers:
 
         return relay
 
-    def socket_gone(self, sid: str, _identity: Identity, reason: str) -> None:
+    def _gone(self, sid: str) -> bool:
+        return self.connections.sessions.get(sid) is None
+
+    def _forget_locally(self, sid: str) -> None:
         self.limiter.forget(sid)
         self.opened.pop(sid, None)
         self._order.pop(sid, None)
+
+    def socket_gone(self, sid: str, _identity: Identity, reason: str) -> None:
+        self._forget_locally(sid)
         if reason == "server_shutdown":
             # Drained on shutdown or reload: the presence stays until this instance's
             # heartbeat expires, so clients reconnecting elsewhere find their room as it was.
