@@ -33,8 +33,11 @@ if [ ! -f "$rootfs/.complete" ]; then
     done
     log "building the Debian 12 root filesystem for the deployment tests (about a minute)"
     building="$rootfs.building"
+    # /etc/hostname and /etc/hosts: an installed Debian has both, mmdebstrap writes neither
+    # (and "localhost", Redis's default host, must resolve).
     mmdebstrap --quiet --variant=minbase --include="$PACKAGES" \
         --customize-hook='echo zou-events-test >"$1/etc/hostname"' \
+        --customize-hook='printf "127.0.0.1 localhost\n::1 localhost\n" >"$1/etc/hosts"' \
         bookworm "$building" "$sources"
     touch "$building/.complete"
     mv "$building" "$rootfs"

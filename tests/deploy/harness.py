@@ -1,4 +1,4 @@
-"""Tools of the deployment tests: pinned Ansible tools, wheels, playbook runs, a probe client."""
+"""Tools of the deployment tests: pinned Ansible tools, wheels, playbook runs, Kitsu's client."""
 
 from __future__ import annotations
 
@@ -23,6 +23,7 @@ from tests.deploy.container import Container
 
 ROOT = Path(__file__).resolve().parents[2]
 HERE = Path(__file__).resolve().parent
+JS_DIR = ROOT / "tests" / "js"
 ANSIBLE_DIR = ROOT / "ansible"
 DEPLOY_VENV = ROOT / ".venv-deploy"
 SETUP_HINT = "run scripts/setup.d/60-deploy.sh (or make setup)"
@@ -168,16 +169,19 @@ def wheelhouse(wheel: Path) -> Path:
 
 
 class Probe:
-    """probe.py running in the container's network namespace, read line by line."""
+    """Kitsu's socket.io-client (tests/js/client.mjs, reconnecting as Kitsu does) run in the
+    container's network namespace; its JSON lines are read as they come."""
 
     def __init__(self, container: Container, url: str, token: str, log_dir: Path) -> None:
-        self.stderr = (log_dir / f"probe-{time.monotonic_ns()}.log").open("w")
+        config = {"url": url, "authorization": f"Bearer {token}", "reconnection": True}
+        self.stderr = (log_dir / f"client-{time.monotonic_ns()}.log").open("w")
         self.process = subprocess.Popen(
-            container.in_network([sys.executable, str(HERE / "probe.py"), url, token]),
+            container.in_network(["node", str(JS_DIR / "client.mjs"), json.dumps(config)]),
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             stderr=self.stderr,
             text=True,
+            cwd=JS_DIR,
         )
         self.inbox: queue.Queue[dict[str, Any]] = queue.Queue()
         self.history: list[dict[str, Any]] = []
@@ -202,20 +206,25 @@ class Probe:
                 break
             if message["type"] == what and match(message):
                 return message
-        raise AssertionError(f"no {what} within {timeout}s; probe saw {self.history}")
+        raise AssertionError(f"no {what} within {timeout}s; the client saw {self.history}")
 
-    def expect_event(self, event: str, timeout: float = 20) -> dict[str, Any]:
-        return self.expect("event", lambda m: m["event"] == event, timeout)
+    def expect_event(self, event: str, timeout: float = 20) -> list[Any]:
+        """The arguments of the next ``event``."""
+        return self.expect("event", lambda m: m["event"] == event, timeout)["args"]
+
+    def connected(self) -> bool:
+        states = [m["type"] for m in self.history if m["type"] in {"connect", "disconnect"}]
+        return bool(states) and states[-1] == "connect"
 
     def emit(self, event: str, data: Any) -> None:
         assert self.process.stdin is not None
-        self.process.stdin.write(json.dumps({"event": event, "data": data}) + "\n")
+        self.process.stdin.write(json.dumps({"emit": event, "args": [data]}) + "\n")
         self.process.stdin.flush()
 
     def close(self) -> None:
         if self.process.poll() is None:
             assert self.process.stdin is not None
-            self.process.stdin.close()
+            self.process.stdin.close()  # the client closes its socket and exits
             try:
                 self.process.wait(10)
             except subprocess.TimeoutExpired:

@@ -76,4 +76,4 @@ def test_zou_insecure_default_secret_and_a_missing_wheel_are_refused(tmp_path: P
     )
     assert "insecure default SECRET_KEY is refused" in output
     output = refused(tmp_path, f"zou_events_wheel={tmp_path}/zou_events-9-py3-none-any.whl")
-    assert "Set exactly one of zou_events_wheel" in output
+    assert "zou_events_wheel must be a zou_events-<version>-*.whl file" in output

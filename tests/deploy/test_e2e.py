@@ -1,0 +1,391 @@
+"""The playbook against a real systemd: a Debian 12 container booted with systemd-nspawn.
+
+The container is what the role meets on a studio's server: Debian 12 with systemd as PID 1,
+Redis and nginx running, Zou's /etc/zou/zou.env present. Ansible drives it from the host through
+community.docker.nsenter, like any remote host. The tests run in file order and share the
+deployment: check mode on the new host, converge, the running service, idempotence, reload,
+upgrade and rollback, stopping one of the two instances, then going down to one.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import shutil
+import subprocess
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from packaging.version import Version
+
+from tests.deploy.container import Container
+from tests.deploy.harness import (
+    HERE,
+    ROOT,
+    PlaybookRun,
+    Probe,
+    build_wheel,
+    deploy_tool,
+    run_playbook,
+    wheelhouse,
+)
+from tests.support.server import wait_until
+from tests.support.tokens import make_token
+
+HOST = "deb12"
+PORTS = (5001, 5002)
+NGINX_PORT = 8080
+GRACEFUL_TIMEOUT = 6  # drains fast; TimeoutStopSec follows (21 s)
+# Every character systemd's environment files treat specially, to prove the quoting.
+SECRET_KEY = secrets.token_hex(24) + ' "$`\\#x'
+NEEDS = ("systemd-nspawn", "nsenter", "mmdebstrap", "node")
+
+missing = [tool for tool in NEEDS if shutil.which(tool) is None]
+pytestmark = [
+    pytest.mark.slow,
+    pytest.mark.skipif(os.geteuid() != 0, reason="systemd-nspawn needs root"),
+    pytest.mark.skipif(bool(missing), reason=f"not installed: {missing}; run 60-deploy.sh"),
+]
+
+
+@dataclass
+class Deployment:
+    container: Container
+    inventory: Path
+    wheel: Path
+    work: Path
+
+    def playbook(self, *args: str) -> PlaybookRun:
+        run = run_playbook(self.inventory, *args)
+        assert run.returncode == 0, run.output[-6000:]
+        return run
+
+    def publish(self, event: str, data: Any) -> None:
+        """Zou's way of publishing, through the installed command and its configuration."""
+        self.container.run(
+            *("systemd-run", "--quiet", "--wait", "--pipe"),
+            "--property=EnvironmentFile=-/etc/zou/zou.env",
+            "--property=EnvironmentFile=/etc/zou-events/zou-events.env",
+            *("/opt/zou-events/venv/bin/zou-events", "publish", event, json.dumps(data)),
+        )
+
+    def http(self, port: int, path: str) -> tuple[int, str]:
+        script = (
+            "import sys, urllib.request, urllib.error\n"
+            "try:\n"
+            "    r = urllib.request.urlopen(sys.argv[1], timeout=5)\n"
+            "    print(r.status, r.read().decode())\n"
+            "except urllib.error.HTTPError as e:\n"
+            "    print(e.code, e.read().decode())\n"
+        )
+        result = self.container.run("python3", "-c", script, f"http://127.0.0.1:{port}{path}")
+        status, _, body = result.stdout.partition(" ")
+        return int(status), body.strip()
+
+    def probe(self, port: int, person: str | None = None) -> Probe:
+        token = make_token(SECRET_KEY, sub=person)
+        return Probe(self.container, f"http://127.0.0.1:{port}", token, self.work)
+
+    def serving_port(self) -> int:
+        """The instance holding this test's WebSocket connections (through nginx)."""
+        holders: list[int] = []
+
+        def one_holder() -> bool:
+            holders[:] = [port for port in PORTS if self.established(port)]
+            return len(holders) == 1
+
+        wait_until(one_holder, 15, "the connection to settle on one instance", 0.2)
+        return holders[0]
+
+    def established(self, port: int) -> int:
+        out = self.container.run("ss", "-Htn", "state", "established", f"( sport = :{port} )")
+        return len(out.stdout.splitlines())
+
+    def unit(self, port: int) -> str:
+        return f"zou-events@{port}.service"
+
+
+@pytest.fixture(scope="module")
+def container(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Container]:
+    build = subprocess.run(
+        ["bash", str(HERE / "build-rootfs.sh")], capture_output=True, text=True, check=False
+    )
+    assert build.returncode == 0, build.stderr
+    work = tmp_path_factory.mktemp("nspawn")
+    box = Container(Path(build.stdout.strip()), f"zou-events-test-{os.getpid()}", work / "log")
+    try:
+        box.boot()
+        # What Zou's host already has: Zou's environment file (an old SECRET_KEY that ours must
+        # override; Redis), and Zou's nginx server block including the role's snippet.
+        box.write(
+            "/etc/zou/zou.env",
+            "SECRET_KEY=not-the-current-key\nKV_HOST=127.0.0.1\nKV_PORT=6379\n",
+            mode="0600",
+        )
+        box.write(
+            "/etc/nginx/sites-enabled/kitsu",
+            f"server {{\n    listen {NGINX_PORT};\n"
+            "    include /etc/nginx/snippets/zou-events.conf;\n}\n",
+        )
+        yield box
+    finally:
+        box.stop()
+
+
+@pytest.fixture(scope="module")
+def deployment(
+    container: Container, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Deployment]:
+    deploy_tool("ansible-playbook")
+    work = tmp_path_factory.mktemp("deploy")
+    wheel = build_wheel(work)
+    # A snapshot: the dashboards may be regenerated while the tests run.
+    grafana = shutil.copytree(ROOT / "grafana", work / "grafana")
+    inventory = work / "inventory.yml"
+    host_vars = {
+        "ansible_connection": "community.docker.nsenter",
+        "ansible_nsenter_pid": container.leader,
+        "ansible_python_interpreter": "/usr/bin/python3",
+    }
+    group_vars = {
+        "zou_events_wheel": str(wheel),
+        "zou_events_wheelhouse": str(wheelhouse(wheel)),  # the container has no network
+        "zou_events_secret_key": SECRET_KEY,
+        "zou_events_zou_api_url": "",  # no Zou here: local token checks only
+        "zou_events_instances": len(PORTS),
+        "zou_events_base_port": PORTS[0],
+        "zou_events_graceful_timeout": GRACEFUL_TIMEOUT,
+        "zou_events_nginx": True,
+        "zou_events_prometheus": True,
+        "zou_events_prometheus_service": "",
+        "zou_events_grafana": True,
+        "zou_events_grafana_src": str(grafana),
+        "zou_events_grafana_service": "",
+    }
+    inventory.write_text(
+        yaml.safe_dump(
+            {"all": {"children": {"zou_events": {"hosts": {HOST: host_vars}, "vars": group_vars}}}}
+        )
+    )
+    yield Deployment(container, inventory, wheel, work)
+
+
+@pytest.fixture(scope="module")
+def converged(deployment: Deployment) -> PlaybookRun:
+    return deployment.playbook()
+
+
+def test_check_mode_on_a_new_host_changes_nothing(deployment: Deployment) -> None:
+    run = deployment.playbook("--check", "--diff")
+    assert run.recap(HOST)["failed"] == 0
+    assert "+++ after" in run.output  # the diff of the files it would write
+    absent = deployment.container.run("test", "-e", "/opt/zou-events", check=False)
+    assert absent.returncode == 1
+
+
+def test_converge_starts_hardened_instances(deployment: Deployment, converged: PlaybookRun) -> None:
+    box = deployment.container
+    assert converged.recap(HOST)["changed"] > 0
+    for port in PORTS:
+        unit = deployment.unit(port)
+        assert box.unit_property(unit, "ActiveState") == "active"
+        assert box.unit_property(unit, "UnitFileState") == "enabled"
+        assert box.unit_property(unit, "User") == "zou-events"
+        assert box.unit_property(unit, "LimitNOFILE") == "21024"
+        assert deployment.http(port, "/ready")[0] == 200
+        assert json.loads(deployment.http(port, "/")[1])["name"] == "Zou Event stream"
+        box.run("test", "-S", f"/run/zou-events/{port}/gunicorn-{port}.ctl")
+        security = box.run("systemd-analyze", "security", unit).stdout
+        exposure = float(security.rsplit("Overall exposure level", 1)[1].split(":")[1].split()[0])
+        assert exposure <= 1.5
+    assert box.unit_property("zou-events.target", "ActiveState") == "active"
+    stat = box.run("stat", "-c", "%a %U", "/etc/zou-events/zou-events.env").stdout.split()
+    assert stat == ["600", "root"]
+    worker = box.run("pgrep", "-u", "zou-events", "-f", "gunicorn").stdout.split()
+    assert len(worker) == 2 * len(PORTS)  # a master and its one worker per instance
+    grafana = deployment.work / "grafana"
+    box.run(
+        "ls",
+        "/etc/prometheus/scrape_configs/zou-events.yml",
+        f"/etc/prometheus/file_sd/zou-events-{HOST}.yml",
+        *(
+            f"/var/lib/grafana/dashboards/zou-events/{p.name}"
+            for p in grafana.glob("dashboards/*.json")
+        ),
+        *(
+            f"/etc/grafana/provisioning/dashboards/{p.name}"
+            for p in grafana.glob("provisioning/dashboards/*.y*ml")
+        ),
+    )
+
+
+def test_clients_receive_events_directly_and_through_nginx(
+    deployment: Deployment, converged: PlaybookRun
+) -> None:
+    probes = [deployment.probe(port) for port in (*PORTS, NGINX_PORT)]
+    try:
+        for probe in probes:
+            probe.expect("connect")  # authenticated with the SECRET_KEY of our env file
+        deployment.publish("main:test", {"deployed": True})
+        for probe in probes:
+            assert probe.expect_event("main:test") == [{"deployed": True}]
+    finally:
+        for probe in probes:
+            probe.close()
+
+
+def test_a_second_run_changes_nothing(deployment: Deployment, converged: PlaybookRun) -> None:
+    run = deployment.playbook()
+    assert run.recap(HOST)["changed"] == 0, run.changed_tasks()
+    check = deployment.playbook("--check", "--diff")
+    assert check.recap(HOST)["changed"] == 0, check.changed_tasks()
+
+
+def join_data(person: str, playlist: str, frame: int) -> dict[str, Any]:
+    """What Kitsu sends with preview-room:join."""
+    return {
+        "user_id": person,
+        "playlist_id": playlist,
+        "is_playing": False,
+        "current_entity_id": None,
+        "current_entity_index": None,
+        "current_preview_file_id": None,
+        "current_preview_file_index": None,
+        "current_frame": frame,
+        "is_repeating": False,
+        "is_laser_mode": False,
+        "is_annotations_displayed": False,
+        "is_waveform_displayed": False,
+        "is_zoom_enabled": False,
+        "handle_in": None,
+        "handle_out": None,
+        "speed": 1,
+        "comparing": {"enable": False, "mode": "sidebyside"},
+    }
+
+
+def test_reload_replaces_the_worker_and_keeps_room_state(
+    deployment: Deployment, converged: PlaybookRun
+) -> None:
+    box = deployment.container
+    playlist, alice, bob = (str(uuid.uuid4()) for _ in range(3))
+    driver = deployment.probe(NGINX_PORT, alice)
+    driver.expect("connect")
+    reloaded = deployment.serving_port()
+    [other] = [port for port in PORTS if port != reloaded]
+    viewer = deployment.probe(other, bob)  # on the instance that is not reloaded
+    try:
+        viewer.expect("connect")
+        for probe, person in ((driver, alice), (viewer, bob)):
+            probe.emit("preview-room:open-playlist", {"playlist_id": playlist, "user_id": person})
+            probe.emit("preview-room:join", join_data(person, playlist, frame=12))
+            probe.expect_event("preview-room:room-updated")
+        unit = deployment.unit(reloaded)
+        master = box.unit_property(unit, "MainPID")
+        [old_worker] = box.run("pgrep", "-P", master).stdout.split()
+
+        box.run("systemctl", "reload", unit)
+        driver.expect("disconnect")
+        driver.expect("connect")
+        assert box.unit_property(unit, "MainPID") == master  # gunicorn's master stays
+        assert box.run("pgrep", "-P", master).stdout.split() != [old_worker]
+
+        driver.emit("preview-room:open-playlist", {"playlist_id": playlist, "user_id": alice})
+        driver.emit("preview-room:join", join_data(alice, playlist, frame=0))
+        [state] = driver.expect_event("preview-room:room-updated")
+        assert state["current_frame"] == 12  # the state of before the reload, not the rejoin's
+        assert bob in state["people"] and alice in state["people"]
+        deployment.publish("main:after-reload", {})
+        driver.expect_event("main:after-reload")
+    finally:
+        driver.close()
+        viewer.close()
+
+
+def test_an_upgrade_restarts_one_instance_at_a_time_and_rolls_back(
+    deployment: Deployment, converged: PlaybookRun
+) -> None:
+    box = deployment.container
+    current = Version(deployment.wheel.name.split("-")[1])
+    newer = f"{current.major}.{current.minor}.{current.micro + 1}"
+    upgrade = build_wheel(deployment.work / "upgrade", version=newer)
+    client = deployment.probe(NGINX_PORT)
+    try:
+        client.expect("connect")
+        run = deployment.playbook("-e", f"zou_events_wheel={upgrade}")
+        assert run.recap(HOST)["failed"] == 0
+        for port in PORTS:
+            assert json.loads(deployment.http(port, "/")[1])["version"] == newer
+
+        # Instance 2 went down only after instance 1 was active (and ready) again.
+        def monotonic(port: int, name: str) -> int:
+            return int(box.unit_property(deployment.unit(port), name))
+
+        first_up = monotonic(PORTS[0], "ActiveEnterTimestampMonotonic")
+        assert monotonic(PORTS[1], "InactiveEnterTimestampMonotonic") > first_up
+        # The client was moved, not lost.
+        client.expect("connect")
+        wait_until(client.connected, 20, "the client to reconnect")
+        deployment.publish("main:after-upgrade", {})
+        client.expect_event("main:after-upgrade")
+
+        deployment.playbook()  # back to the release of the inventory
+        for port in PORTS:
+            assert json.loads(deployment.http(port, "/")[1])["version"] == str(current)
+    finally:
+        client.close()
+
+
+def test_stopping_an_instance_moves_its_clients_to_the_other(
+    deployment: Deployment, converged: PlaybookRun
+) -> None:
+    box = deployment.container
+    clients = [deployment.probe(NGINX_PORT) for _ in range(3)]
+    try:
+        for client in clients:
+            client.expect("connect")
+        stopped = deployment.serving_port()  # one hash key (127.0.0.1): one instance for all
+        [remaining] = [port for port in PORTS if port != stopped]
+        assert deployment.http(stopped, "/ready")[0] == 200
+
+        box.run("systemctl", "stop", deployment.unit(stopped))
+        for client in clients:
+            client.expect("disconnect")
+            client.expect("connect")
+        assert deployment.serving_port() == remaining
+        wait_until(
+            lambda: deployment.established(remaining) == len(clients),
+            15,
+            "every client on the remaining instance",
+        )
+        deployment.publish("main:after-stop", {})
+        for client in clients:
+            client.expect_event("main:after-stop")
+    finally:
+        for client in clients:
+            client.close()
+        box.run("systemctl", "start", deployment.unit(stopped), check=False)
+
+
+def test_fewer_instances_stops_the_extra_ones(
+    deployment: Deployment, converged: PlaybookRun
+) -> None:
+    box = deployment.container
+    deployment.playbook("-e", "zou_events_instances=1")
+    extra = deployment.unit(PORTS[1])
+    assert box.unit_property(extra, "ActiveState") == "inactive"
+    assert box.unit_property(extra, "UnitFileState") == "disabled"
+    assert box.unit_property(deployment.unit(PORTS[0]), "ActiveState") == "active"
+    upstream = box.run("cat", "/etc/nginx/conf.d/zou-events-upstream.conf").stdout
+    assert f":{PORTS[1]}" not in upstream and "hash" not in upstream
+    client = deployment.probe(NGINX_PORT)
+    try:
+        client.expect("connect")
+    finally:
+        client.close()
