@@ -68,6 +68,10 @@ class Liveness:
             self._announce(self.store.release_instance(self.instance_id))
             self.registry.heartbeat(self.instance_id, self.ttl)
             self._registered = True
+            # Registering late (Redis was unreachable at start): sockets that opened rooms in
+            # the meantime were just released (or reaped by others, as held by an instance
+            # without a heartbeat), so they must open and join again. A no-op at a normal start.
+            self._presumed_dead()
         elif not self.registry.heartbeat(self.instance_id, self.ttl):
             log.warning("this instance was presumed dead by the cluster; rejoining")
             self._presumed_dead()
