@@ -19,6 +19,7 @@ from tests.integration.rooms_support import (
     RELAYS,
     ROOM_TEMPLATE,
     ROOM_UPDATED,
+    ROOMS_DB,
     Browsers,
     Cluster,
     SlowZou,
@@ -47,7 +48,8 @@ from tests.integration.rooms_support import (
     wait_acks,
     wait_all_connected,
 )
-from tests.support.server import ServerHandle, wait_until
+from tests.support.redis_server import RedisServer
+from tests.support.server import ServerHandle, start_server, wait_until
 
 
 @pytest.fixture(scope="module")
@@ -665,3 +667,36 @@ def test_an_instance_presumed_dead_cuts_its_room_sockets_when_it_resumes(
         assert (stats["people_in_rooms"], stats["sockets_in_rooms"]) == (1, 1)
         wait_until(lambda: len(cluster.stats(0)["instances"]) == 2, 10, "it to be live again")
         browsers.close()
+
+
+# --- 11. an instance that registers late ---------------------------------------------------
+
+
+def test_rooms_opened_before_a_late_first_heartbeat_are_opened_again(
+    browsers: Browsers,
+) -> None:
+    """Redis unreachable when the instance starts: its first heartbeat (and the release of
+    what a previous life held) comes one interval after Redis is back. A room opened in
+    between is released then; its socket is cut so that it opens the room again."""
+    redis_server = RedisServer()
+    env = {"KV_PORT": str(redis_server.port), "ZOU_EVENTS_HEARTBEAT_SECONDS": "5"}
+    try:
+        with start_server(env, wait_ready=False) as server:
+            wait_until(lambda: "liveness tick failed" in server.logs(), 15, "a failed heartbeat")
+            redis_server.start()
+            wait_until(server.is_ready, 15, "the Redis subscription")
+            room = new_id()
+            early = browsers.tab(server)
+            early.wait_ack(early.open(room, ack=True))
+            rooms_db = redis_server.client(ROOMS_DB)
+            assert not rooms_db.keys("*:alive"), "registered already: the window was missed"
+
+            wait_until(early.is_disconnected, 15, "the early room socket to be cut")
+            again = browsers.tab(server, early.person_id)
+            open_in_turn(room, [again], [])
+            update = kitsu_update(room, again.person_id, new_id(), 1)
+            again.emit(ROOM_UPDATED, update)
+            again.wait_event(ROOM_UPDATED, lambda state: state["local_id"] == update["local_id"])
+            browsers.close()
+    finally:
+        redis_server.remove()
