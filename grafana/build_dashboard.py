@@ -328,14 +328,16 @@ def delivery() -> list[Panel]:
             width=8,
         ),
         graph(
-            "Dropped Redis messages /s by reason",
-            "Messages from Redis that could not be used (malformed JSON, pickled payloads, "
-            "unknown methods). Anything above zero points at a publisher bug.",
+            "Dropped messages /s",
+            "Messages from Redis that could not be used, by reason (malformed JSON, pickled "
+            "payloads, unknown methods: a publisher bug), and client packets that could not be "
+            "decoded (a broken or hostile client).",
             "ops",
             Query(
                 f"sum by (reason) ({rate('zou_events_redis_messages_dropped_total')})",
                 "{{reason}}",
             ),
+            Query(f"sum({rate('zou_events_client_packets_dropped_total')})", "client packets"),
             width=8,
         ),
     ]

@@ -125,6 +125,10 @@ redis_messages_dropped = Counter(
     "Messages from Redis dropped as unusable",
     ["reason"],
 )
+client_packets_dropped = Counter(
+    "zou_events_client_packets_dropped_total",
+    "Packets from clients that could not be decoded or were not valid Socket.IO",
+)
 deliveries = Counter(
     "zou_events_deliveries_total", "Event packets queued to sockets", ["namespace"]
 )

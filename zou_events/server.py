@@ -67,6 +67,17 @@ class EventServer(socketio.Server):
         backlog.install(self.eio.sockets[eio_sid], *self.queue_limits)
         return super()._handle_eio_connect(eio_sid, environ)
 
+    def _handle_eio_message(self, eio_sid: str, data: Any) -> None:
+        """A packet a client sent that cannot be decoded (not Socket.IO, JSON nested beyond
+        the interpreter's recursion limit...) is dropped with a log line and a counter."""
+        try:
+            super()._handle_eio_message(eio_sid, data)
+        except (ValueError, TypeError, KeyError, IndexError, RecursionError) as error:
+            metrics.client_packets_dropped.inc()
+            log.warning(
+                "dropped client packet", eio_sid=eio_sid, error=type(error).__name__, size=len(data)
+            )
+
     def _handle_connect(self, eio_sid: str, namespace: str | None, data: Any) -> None:
         if (namespace or "/") not in ACCEPTED_NAMESPACES:
             metrics.connections_refused.labels("unknown_namespace").inc()

@@ -185,3 +185,27 @@ def test_non_utf8_cookie_and_huge_token(server: ServerHandle, token: str) -> Non
     with JsClient(server.url, cookie="access_token_cookie=" + "a" * 100_000) as client:
         client.wait_for(lambda m: m["type"] in ("connect_error", "disconnect"))
     still_serving(server, token)
+
+
+def test_undecodable_packets_are_counted_and_the_socket_stays(
+    server: ServerHandle, token: str
+) -> None:
+    def dropped() -> float:
+        for line in server.get_text("/metrics").splitlines():
+            if line.startswith("zou_events_client_packets_dropped_total "):
+                return float(line.split()[-1])
+        raise AssertionError("metric missing")
+
+    before = dropped()
+    ws = ws_connect(server, token)
+    try:
+        ws.send('42/events,["x",' + "[" * 5000 + "]" * 5000 + "]")  # deeper than Python parses
+        ws.send('42/events,["x"')  # truncated JSON
+        wait_until(lambda: dropped() == before + 2, 10, "both packets counted as dropped")
+        redis.Redis(db=2).publish(  # the socket is still served
+            "flask-socketio", '{"method":"emit","event":"ok","data":[1],"namespace":"/events"}'
+        )
+        assert ws.recv() == '42/events,["ok",1]'
+    finally:
+        ws.close()
+    assert "Traceback" not in server.logs()
