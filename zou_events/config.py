@@ -236,10 +236,10 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
             env, "ZOU_EVENTS_MAX_SOCKETS", 18_000, _int_in(1, 1_000_000), "an integer ≥ 1"
         ),
         new_sessions_per_second=_parsed(
-            env, "ZOU_EVENTS_NEW_SESSIONS_PER_SECOND", 1000.0, _positive_float, "a number > 0"
+            env, "ZOU_EVENTS_NEW_SESSIONS_PER_SECOND", 300.0, _positive_float, "a number > 0"
         ),
         new_sessions_burst=_parsed(
-            env, "ZOU_EVENTS_NEW_SESSIONS_BURST", 2000, _int_in(1, 1_000_000), "an integer ≥ 1"
+            env, "ZOU_EVENTS_NEW_SESSIONS_BURST", 400, _int_in(1, 1_000_000), "an integer ≥ 1"
         ),
         send_queue_max_messages=_parsed(
             env, "ZOU_EVENTS_SEND_QUEUE_MAX_MESSAGES", 5000, _int_in(10, 10**7), "an integer ≥ 10"

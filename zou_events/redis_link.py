@@ -3,14 +3,19 @@
 from __future__ import annotations
 
 import redis
+from redis.backoff import ExponentialBackoff, NoBackoff
+from redis.retry import Retry
 
 from zou_events.config import Settings
 
 COMMAND_TIMEOUT = 2.0  # a paused or dying Redis must not hold a handler for long
+POOL_SIZE = 64  # greenlets beyond it wait for a connection instead of failing
 
 
 def connect(settings: Settings, db: int, *, decode: bool, for_pubsub: bool = False) -> redis.Redis:
-    return redis.Redis(
+    pool = redis.BlockingConnectionPool(
+        max_connections=POOL_SIZE,
+        timeout=COMMAND_TIMEOUT,
         host=settings.redis.host,
         port=settings.redis.port,
         password=settings.redis.password,
@@ -20,7 +25,14 @@ def connect(settings: Settings, db: int, *, decode: bool, for_pubsub: bool = Fal
         # a subscription blocks on reads by design; its liveness is checked with pings
         socket_timeout=None if for_pubsub else COMMAND_TIMEOUT,
         socket_keepalive=True,
+        # The subscription must see every cut itself, to report it and re-subscribe (redis-py
+        # would otherwise re-subscribe silently, losing what was published meanwhile);
+        # commands get one quick retry.
+        retry=Retry(NoBackoff(), 0)
+        if for_pubsub
+        else Retry(ExponentialBackoff(cap=0.2, base=0.05), 1),
     )
+    return redis.Redis(connection_pool=pool)
 
 
 def answers(settings: Settings, timeout: float = 0.5) -> bool:

@@ -157,6 +157,8 @@ class ZouApi:
                     "User-Agent": f"zou-events/{__version__}",
                 },
             )
+        except urllib3.exceptions.NewConnectionError as error:  # a subclass of the timeout
+            self._failed(endpoint, "error", error)
         except urllib3.exceptions.TimeoutError as error:
             self._failed(endpoint, "timeout", error)
         except urllib3.exceptions.HTTPError as error:
