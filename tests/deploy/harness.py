@@ -81,6 +81,14 @@ class PlaybookRun:
         assert match, f"no PLAY RECAP for {host}:\n{self.output[-3000:]}"
         return {key: int(value) for key, value in re.findall(r"(\w+)=(\d+)", match.group(1))}
 
+    def failures(self) -> str:
+        """The failed tasks with their errors, else the end of the output."""
+        lines = self.output.splitlines()
+        starts = [i for i, line in enumerate(lines) if line.startswith(("fatal:", "failed:"))]
+        if not starts:
+            return "\n".join(lines[-60:])
+        return "\n\n".join("\n".join(lines[max(0, i - 12) : i + 2]) for i in starts)
+
     def changed_tasks(self) -> list[str]:
         """Names of the tasks that reported a change, for a readable failure."""
         names = []

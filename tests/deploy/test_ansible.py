@@ -26,7 +26,13 @@ def test_yamllint_passes() -> None:
 
 
 def test_playbook_syntax() -> None:
-    result = run_tool(deploy_tool("ansible-playbook"), "--syntax-check", "playbook.yml")
+    result = run_tool(
+        deploy_tool("ansible-playbook"),
+        "-i",
+        "inventory/example.yml",
+        "--syntax-check",
+        "playbook.yml",
+    )
     assert result.returncode == 0, result.stdout + result.stderr
 
 

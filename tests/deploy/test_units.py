@@ -103,8 +103,8 @@ SECRET = 'a"b$c`d\\e #f g'
 
 @pytest.fixture(scope="module")
 def default_files(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The role's files with its defaults (and the optional socket unit)."""
-    return render_role(tmp_path_factory.mktemp("default"), zou_events_socket_activation=True)
+    """The role's files with its defaults."""
+    return render_role(tmp_path_factory.mktemp("default"))
 
 
 @pytest.fixture(scope="module")
