@@ -8,6 +8,7 @@ nothing behind. The container has its own network namespace with loopback only
 
 from __future__ import annotations
 
+import ctypes
 import os
 import signal
 import subprocess
@@ -17,6 +18,12 @@ from pathlib import Path
 from tests.support.server import wait_until
 
 HALT_TIMEOUT = 20.0
+PR_SET_PDEATHSIG = 1
+
+
+def halt_with_parent() -> None:
+    """In the nspawn child: SIGTERM (a clean halt) if the test process dies without teardown."""
+    ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
 
 
 class Container:
@@ -46,6 +53,7 @@ class Container:
                 stdout=log,
                 stderr=subprocess.STDOUT,
                 start_new_session=True,  # its own process group, killed as one at teardown
+                preexec_fn=halt_with_parent,
             )
         wait_until(self._find_leader, 15, "the container's systemd to start")
         wait_until(self._booted, timeout, f"the container to boot (log: {self.log_path})", 0.2)

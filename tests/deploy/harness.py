@@ -27,6 +27,7 @@ JS_DIR = ROOT / "tests" / "js"
 ANSIBLE_DIR = ROOT / "ansible"
 DEPLOY_VENV = ROOT / ".venv-deploy"
 SETUP_HINT = "run scripts/setup.d/60-deploy.sh (or make setup)"
+# As scripts/lib.sh defines it.
 CACHE_DIR = Path(
     os.environ.get("ZOU_EVENTS_CACHE")
     or Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "zou-events"

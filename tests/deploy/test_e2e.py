@@ -27,6 +27,7 @@ from packaging.version import Version
 from tests.deploy.container import Container
 from tests.deploy.harness import (
     HERE,
+    JS_DIR,
     ROOT,
     PlaybookRun,
     Probe,
@@ -51,6 +52,10 @@ pytestmark = [
     pytest.mark.slow,
     pytest.mark.skipif(os.geteuid() != 0, reason="systemd-nspawn needs root"),
     pytest.mark.skipif(bool(missing), reason=f"not installed: {missing}; run 60-deploy.sh"),
+    pytest.mark.skipif(
+        not (JS_DIR / "node_modules" / "socket.io-client").is_dir(),
+        reason="Kitsu's socket.io-client is not installed: run scripts/setup.d/30-node.sh",
+    ),
 ]
 
 
