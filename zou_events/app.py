@@ -215,12 +215,13 @@ class Runtime:
             socket.close(wait=False, abort=True, reason=self.sio.eio.reason.TRANSPORT_ERROR)
 
     def _close_transport(self, eio_sid: str) -> None:
-        """Send Engine.IO CLOSE without waiting for a polling client to collect it
-        (engineio's own disconnect() blocks until it does); closed sockets are reaped by
-        engineio's service task."""
+        """Close the transport without Engine.IO's CLOSE packet: Kitsu's client reconnects
+        either way, but python-socketio's (gazu) takes CLOSE as final. engineio's own
+        disconnect() would also wait for a polling client to come and collect it; closed
+        sockets are reaped by engineio's service task."""
         socket = self.sio.eio.sockets.get(eio_sid)
         if socket is not None:
-            socket.close(wait=False, reason=self.sio.eio.reason.SERVER_DISCONNECT)
+            socket.close(wait=False, abort=True, reason=self.sio.eio.reason.SERVER_DISCONNECT)
 
     def wsgi_app(self) -> Any:
         inner = socketio.WSGIApp(self.sio, self.http, socketio_path="socket.io")

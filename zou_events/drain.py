@@ -1,7 +1,8 @@
 """Graceful drain on SIGTERM: stop taking sockets, hand the existing ones to other instances.
 
-Sockets are closed at the Engine.IO level (not with a Socket.IO DISCONNECT), so Kitsu's
-client sees "transport close" and reconnects by itself, to another instance behind nginx.
+Sockets are closed at the transport level (no Socket.IO DISCONNECT, no Engine.IO CLOSE), so
+Kitsu's client and gazu's see "transport close" and reconnect by themselves, to another
+instance behind nginx.
 They are closed in small batches spread over half the graceful timeout, so that the other
 instances see a ramp rather than a reconnect storm.
 """
