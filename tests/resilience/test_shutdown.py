@@ -8,6 +8,7 @@ another instance.
 
 from __future__ import annotations
 
+import json
 import signal
 import time
 
@@ -78,8 +79,9 @@ def test_sigterm_drains_gradually_and_exits_cleanly(redis_env: dict[str, str]) -
     first_503 = refused.index((503, b"draining"))
     assert all(status == 503 for status, _ in refused[first_503:])
 
-    assert '"event": "draining sockets"' in logs and '"event": "drain complete"' in logs
-    assert f'"sockets": {SOCKETS + 1}' in logs
+    events = [json.loads(line) for line in logs.splitlines()]
+    drained = [e["sockets"] for e in events if e["event"] == "drain complete"]
+    assert drained and min(drained) >= SOCKETS + 1  # + Kitsu's client
 
 
 def test_sigterm_clients_reconnect_to_the_other_instance(
