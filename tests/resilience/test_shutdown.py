@@ -1,7 +1,7 @@
 """SIGTERM of an instance with connected sockets (issue 7; SIGKILL is in the rooms e2e tests).
 
 The instance stops taking sockets (/ready 503, new handshakes 503), closes the ones it has
-in batches with an Engine.IO CLOSE (socket.io-client sees "transport close" and reconnects),
+in batches at the transport level (socket.io-client sees "transport close" and reconnects),
 and exits cleanly within its graceful timeout. Behind nginx, the clients reconnect to
 another instance.
 """
@@ -67,7 +67,6 @@ def test_sigterm_drains_gradually_and_exits_cleanly(redis_env: dict[str, str]) -
     assert took < GRACEFUL_TIMEOUT, f"exit took {took:.1f}s"
     assert disconnect["reason"] == "transport close"
     assert stats["disconnects"] == {"transport close": SOCKETS}
-    assert stats["eioClose"] == SOCKETS  # closed with an Engine.IO CLOSE, not just cut
     # Batches of 50 every 0.1 s (drain.py): 200 sockets take at least 0.3 s.
     assert stats["lastDisconnectAt"] - stats["firstDisconnectAt"] >= 0.25
     assert stats["connects"] == SOCKETS  # no reconnection was accepted during the drain
