@@ -109,8 +109,9 @@ class LoadClient:
         reply = self._command(command, "waited", timeout + 30)
         return bool(reply["complete"])
 
-    def report(self) -> dict[str, Any]:
-        return self._command({"cmd": "report"}, "report")
+    def report(self, events: int) -> dict[str, Any]:
+        """Counts and latencies since the last reset, for events numbered 0..events-1."""
+        return self._command({"cmd": "report", "events": events}, "report")
 
     def close(self) -> None:
         if self.process.poll() is None:

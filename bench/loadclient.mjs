@@ -5,7 +5,7 @@
 // uses tokens[i % n]), count, concurrency (handshakes in flight), connect_timeout (s, whole
 // connect phase), handshake_timeout (s, per socket).
 // Then one JSON command per line: {"cmd":"reset"} | {"cmd":"wait","per_socket":K,"timeout":s}
-// | {"cmd":"report"} | {"cmd":"close"}. stdout: one JSON reply per line, plus
+// | {"cmd":"report","events":E} | {"cmd":"close"}. stdout: one JSON reply per line, plus
 // {"type":"connected",...} once the connect phase ends.
 import { createRequire } from "node:module";
 import readline from "node:readline";
@@ -28,6 +28,8 @@ const CONNECT_ERROR = Buffer.from("44/events,");
 // Only the benchmark's own event: tests running meanwhile may publish on the same channel.
 const EVENT = Buffer.from('42/events,["bench:fanout"');
 const TIME_KEY = Buffer.from('"t":');
+const SEQUENCE_KEY = Buffer.from('"n":');
+const MAX_EVENTS = 1 << 16; // deliveries are counted per event sequence number below this
 // Latency histogram: bucket i holds latencies in [e^(i/100), e^((i+1)/100)) microseconds,
 // i.e. 1% resolution from 1 µs to over seven hours in 2,400 buckets; merged exactly in Python.
 const BUCKETS_PER_E = 100;
@@ -36,12 +38,14 @@ const BUCKET_COUNT = 2400;
 const count = config.count;
 const sockets = new Array(count).fill(null);
 const perSocket = new Uint32Array(count);
+const perEvent = new Uint32Array(MAX_EVENTS);
 let joined = 0;
 let stats;
 let waiter = null;
 
 function resetStats() {
   perSocket.fill(0);
+  perEvent.fill(0);
   stats = {
     received: 0,
     histogram: new Uint32Array(BUCKET_COUNT),
@@ -56,6 +60,9 @@ function onEvent(data) {
   const now = wallSeconds();
   const at = data.lastIndexOf(TIME_KEY);
   const published = parseFloat(data.toString("latin1", at + TIME_KEY.length));
+  const sequenceAt = data.lastIndexOf(SEQUENCE_KEY, at);
+  const sequence = parseInt(data.toString("latin1", sequenceAt + SEQUENCE_KEY.length, at), 10);
+  if (sequence < MAX_EVENTS) perEvent[sequence]++;
   const latency = now - published;
   const micros = Math.max(1, latency * 1e6);
   stats.histogram[Math.min(BUCKET_COUNT - 1, Math.floor(Math.log(micros) * BUCKETS_PER_E))]++;
@@ -140,9 +147,10 @@ async function connectAll() {
     while (next < count && Date.now() < deadline) {
       const i = next++;
       let reason = await open(i);
-      for (let pause = 50; retryable(reason) && Date.now() + pause < deadline; pause *= 2) {
+      for (let pause = 50; retryable(reason) && Date.now() + pause < deadline; ) {
         retries[reason] = (retries[reason] || 0) + 1;
-        await new Promise((resume) => setTimeout(resume, Math.min(pause, 1000)));
+        await new Promise((resume) => setTimeout(resume, pause));
+        pause = Math.min(pause * 2, 1000);
         reason = await open(i);
       }
       if (reason !== null) failures[reason] = (failures[reason] || 0) + 1;
@@ -155,7 +163,14 @@ async function connectAll() {
   out({ type: "connected", joined, failures, retries, seconds: wallSeconds() - started });
 }
 
-function report() {
+// Events of 0..events-1 that fewer than all joined sockets received, as [sequence, count].
+function shortEvents(events) {
+  const short = [];
+  for (let n = 0; n < Math.min(events, MAX_EVENTS); n++) if (perEvent[n] < joined) short.push([n, perEvent[n]]);
+  return short;
+}
+
+function report(events) {
   const histogram = [];
   stats.histogram.forEach((n, bucket) => n && histogram.push([bucket, n]));
   let minPerSocket = Infinity;
@@ -178,6 +193,7 @@ function report() {
     min_per_socket: joined ? minPerSocket : 0,
     max_per_socket: maxPerSocket,
     disconnects: stats.disconnects,
+    short_events: shortEvents(events),
   });
 }
 
@@ -196,7 +212,7 @@ function handle(command) {
     if (stats.received >= waiter.target) finishWait(true);
     else waiter.timer = setTimeout(() => finishWait(false), command.timeout * 1000);
   } else if (command.cmd === "report") {
-    report();
+    report(command.events);
   } else if (command.cmd === "close") {
     closeAll();
   }

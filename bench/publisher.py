@@ -26,7 +26,7 @@ class Publisher:
         self.host_id = uuid.uuid4().hex
 
     def _message(self, sequence: int) -> str:
-        payload = {"project_id": PROJECT_ID, "task_id": str(sequence), "t": time.time()}
+        payload = {"project_id": PROJECT_ID, "n": sequence, "t": time.time()}
         return json.dumps(
             {
                 "method": "emit",

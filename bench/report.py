@@ -114,6 +114,19 @@ def targets(rounds: list[Round], idle_clients: int) -> dict[str, dict[str, Any]]
     return result
 
 
+# A round is disturbed when the server waited for its CPU more than this share of the window.
+DISTURBED_WAIT_SHARE = 0.02
+
+
+def disturbed(rounds: list[Round]) -> list[int]:
+    """Indexes of the rounds during which other processes took the server's CPU."""
+    return [
+        i
+        for i, r in enumerate(rounds)
+        if r.server_runqueue_wait_seconds > DISTURBED_WAIT_SHARE * r.window_seconds
+    ]
+
+
 def _ms(seconds: float | None) -> str:
     return "-" if seconds is None else f"{seconds * 1000:.1f}"
 
@@ -144,6 +157,15 @@ def rows(r: Round) -> list[str]:
         lines.append(
             f"{'':<19} connect failures {r.connect_failures} retries {r.connect_retries}"
             f" disconnects {r.disconnects}"
+        )
+    if r.short_event_count:
+        lines.append(
+            f"{'':<19} {r.short_event_count} events not received by every socket, first "
+            f"(sequence, receivers): {r.short_events[:5]}"
+        )
+    if r.server_warnings:
+        lines.append(
+            f"{'':<19} {len(r.server_warnings)} warning lines, last: {r.server_warnings[-1]}"
         )
     return lines
 

@@ -112,6 +112,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     print(report.table(rounds))
     print()
     print(report.targets_text(checks))
+    noisy = report.disturbed(rounds)
+    if noisy:
+        print(
+            f"\nWARNING: the machine was not quiet: in {len(noisy)} of {len(rounds)} rounds the"
+            " server waited for its CPU (column 'CPU wait ms'); rerun on a quiet machine."
+        )
     output = args.output or RESULTS / f"{started:%Y%m%dT%H%M%SZ}.json"
     record = {
         "started": started.isoformat(),
@@ -122,6 +128,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "machine": machine.describe({s.name: s.python for s in servers}),
         "summary": report.summarize(rounds),
         "targets": checks,
+        "disturbed_rounds": noisy,
     }
     report.write_json(output, record, rounds)
     print(f"\nresults: {os.path.relpath(output)}")

@@ -10,7 +10,7 @@ from bench import procs
 from bench.latency import percentiles
 from bench.load_client import Connected, LoadClient
 from bench.publisher import Publisher
-from bench.servers import ServerUnderTest
+from bench.servers import ServerUnderTest, warnings
 
 SETTLE_SECONDS = 1.0  # lets the worker finish handshakes and free their buffers before RSS reads
 PERCENTILES = (50, 99, 99.9)
@@ -46,6 +46,7 @@ class Round:
     max_latency: float
     drain_seconds: float | None
     deliveries_per_second: float | None
+    window_seconds: float  # from the first publish until the last delivery or the timeout
     server_cpu_seconds: float
     cpu_seconds_per_100k: float | None
     client_cpu_share: float  # of one core, over the measured window: ~1.0 means client-bound
@@ -60,6 +61,10 @@ class Round:
     rss_idle_bytes: int
     rss_per_idle_connection: float | None
     disconnects: dict[str, int] = field(default_factory=dict)
+    # Events that not every socket received: how many, and the first ones (sequence, count).
+    short_event_count: int = 0
+    short_events: list[tuple[int, int]] = field(default_factory=list)
+    server_warnings: list[str] = field(default_factory=list)  # last lines of its log
 
 
 def _round(
@@ -82,7 +87,8 @@ def _round(
             clients,
             setup.client_cpus,
             concurrency or setup.connect_concurrency,
-            setup.connect_timeout,
+            # Admission control lets a few hundred new sessions in per second: 10k take a while.
+            max(setup.connect_timeout, clients / 100),
             setup.handshake_timeout,
         ) as client:
             connected: Connected = client.wait_connected()
@@ -103,7 +109,8 @@ def _round(
             other_cpu = procs.machine_busy_seconds() - busy_before - server_cpu - client_cpu
             server_wait = procs.runqueue_wait_seconds(running.worker_pid) - server_wait_before
             client_wait = procs.runqueue_wait_seconds(client.pid) - client_wait_before
-            report = client.report()
+            report = client.report(events)
+        server_warnings = warnings(running.log)
     publisher.close()
     deliveries = report["received"]
     last = report["last_receive"]
@@ -125,6 +132,7 @@ def _round(
         max_latency=report["max_latency"],
         drain_seconds=drain,
         deliveries_per_second=deliveries / drain if drain else None,
+        window_seconds=elapsed,
         server_cpu_seconds=server_cpu,
         cpu_seconds_per_100k=server_cpu / deliveries * 1e5 if deliveries else None,
         client_cpu_share=client_cpu / elapsed,
@@ -135,6 +143,9 @@ def _round(
         rss_idle_bytes=rss_idle,
         rss_per_idle_connection=(rss_idle - rss_empty) / joined if joined else None,
         disconnects=report["disconnects"],
+        short_event_count=len(report["short_events"]),
+        short_events=report["short_events"][:20],
+        server_warnings=server_warnings,
     )
 
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import http.client
 import os
+import re
 import secrets
 import signal
 import subprocess
@@ -15,12 +16,13 @@ import sys
 from collections.abc import Iterator
 from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Protocol
 
 from bench import procs
 from tests.support.server import free_port, start_server, wait_until
 from tests.support.tokens import make_token
-from tests.support.zou_stack import CAST, EVENT_STREAM_WORKER, ZouStack
+from tests.support.zou_stack import CAST, EVENT_STREAM_WORKER, ZOU_VENV, ZouStack
 
 ACTIVE_CAST = {name for name, (_role, _in_team, active) in CAST.items() if active}
 
@@ -30,6 +32,16 @@ class Running:
     port: int
     worker_pid: int
     tokens: list[str]  # access tokens the server accepts, reused round-robin by the clients
+    log: Path  # the server's output, for the warnings of a round
+
+
+def warnings(log: Path, limit: int = 20) -> list[str]:
+    """The last warning and error lines of a server's log."""
+    lines = log.read_text(errors="replace").splitlines()
+    return [line for line in lines if _ALARMING.search(line)][-limit:]
+
+
+_ALARMING = re.compile(r"warning|error|critical|traceback", re.IGNORECASE)
 
 
 class ServerUnderTest(Protocol):
@@ -65,7 +77,7 @@ class OurServer:
             procs.pin(handle.process.pid, self.cpus)
             procs.pin(worker, self.cpus)
             tokens = [make_token(secret, lifetime=3 * 3600) for _ in range(token_count)]
-            yield Running(handle.port, worker, tokens)
+            yield Running(handle.port, worker, tokens, handle.log_path)
 
 
 class ZouServer:
@@ -79,6 +91,8 @@ class ZouServer:
     name = "zou"
 
     def __init__(self, cpus: set[int] | None) -> None:
+        if not (ZOU_VENV / "bin" / "gunicorn").exists():
+            raise RuntimeError("Zou is not installed: run scripts/setup.d/50-zou.sh")
         self.cpus = cpus
         self.stack = ZouStack().start()
         self.python = str(self.stack.venv / "bin" / "python")
@@ -124,7 +138,7 @@ class ZouServer:
                 make_token(self.stack.secret_key, sub=self.person_ids[i % len(self.person_ids)])
                 for i in range(token_count)
             ]
-            yield Running(port, worker, tokens)
+            yield Running(port, worker, tokens, log)
         finally:
             _stop_group(master)
 
