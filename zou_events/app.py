@@ -121,7 +121,7 @@ class Runtime:
             settings.max_sockets,
             settings.new_sessions_per_second,
             settings.new_sessions_burst,
-            socket_count=lambda: len(self.sio.eio.sockets),
+            socket_count=lambda: len(self.sio.open_sessions),
             draining=lambda: self.draining,
         )
         _export_limits(settings)

@@ -13,6 +13,7 @@ import json
 from collections.abc import Callable
 from typing import Any
 
+import gevent
 import redis
 import structlog
 from gevent.lock import Semaphore
@@ -28,6 +29,7 @@ from zou_events.zou_api import ZouApi, ZouUnavailable
 log = structlog.get_logger("zou_events.rooms")
 
 PREFIX = "preview-room:"
+CLEANUP_RETRY_FIRST, CLEANUP_RETRY_MAX = 0.5, 30.0
 PEOPLE_UPDATED = PREFIX + "room-people-updated"
 ROOM_UPDATED = PREFIX + "room-updated"
 # Relays are re-encoded by python-socketio, whose binary check recurses (two frames a level):
@@ -86,10 +88,7 @@ class RoomHandlers:
                 # Disconnected before or while this event was handled (e.g. a join waiting for
                 # Zou's API): what the event stored for the socket after its disconnect goes.
                 self._forget_locally(sid)
-                try:
-                    self.announce(self.store.disconnect(sid))
-                except (redis.RedisError, OSError) as error:
-                    log.warning("room store unavailable", error=str(error))
+                self._clean_up(sid)
 
         def guarded(sid: str, *args: Any) -> None:
             structlog.contextvars.clear_contextvars()
@@ -213,7 +212,17 @@ class RoomHandlers:
             # Drained on shutdown or reload: the presence stays until this instance's
             # heartbeat expires, so clients reconnecting elsewhere find their room as it was.
             return
-        self.announce(self.store.disconnect(sid))
+        self._clean_up(sid)
+
+    def _clean_up(self, sid: str, attempt: int = 0) -> None:
+        """Remove a gone socket from the store; retried with backoff while Redis fails, or
+        the person would stay in ``people`` for as long as this instance lives."""
+        try:
+            self.announce(self.store.disconnect(sid))
+        except (redis.RedisError, OSError) as error:
+            delay = min(CLEANUP_RETRY_MAX, CLEANUP_RETRY_FIRST * 2**attempt)
+            log.warning("room cleanup failed, retrying", sid=sid, retry_in=delay, error=str(error))
+            gevent.spawn_later(delay, self._clean_up, sid, attempt + 1)
 
     def local_sockets(self) -> int:
         """Sockets of this instance that opened a room."""

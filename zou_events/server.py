@@ -13,6 +13,7 @@ from zou_events import backlog, metrics
 from zou_events.auth import AuthRefused, Identity
 from zou_events.authenticator import Authenticator
 from zou_events.config import Settings
+from zou_events.manager import IndexedManager
 from zou_events.sessions import Sessions
 from zou_events.websocket import WebSocket
 
@@ -48,6 +49,7 @@ class EventServer(socketio.Server):
 
     def __init__(self, settings: Settings) -> None:
         super().__init__(
+            client_manager=IndexedManager(),
             async_mode="gevent",
             cors_allowed_origins=OriginPolicy(settings.cors_allowed_origins),
             cors_credentials=bool(settings.cors_allowed_origins),
@@ -62,10 +64,18 @@ class EventServer(socketio.Server):
         )
         self.eio._async = {**self.eio._async, "websocket": WebSocket}
         self.queue_limits = (settings.send_queue_max_messages, settings.send_queue_max_bytes)
+        # Open Engine.IO sessions: engineio keeps closed ones in its table until its service
+        # task sweeps them (every ping timeout), so its size is no measure for admission.
+        self.open_sessions: set[str] = set()
 
     def _handle_eio_connect(self, eio_sid: str, environ: dict[str, Any]) -> Any:
         backlog.install(self.eio.sockets[eio_sid], *self.queue_limits)
+        self.open_sessions.add(eio_sid)
         return super()._handle_eio_connect(eio_sid, environ)
+
+    def _handle_eio_disconnect(self, eio_sid: str, reason: Any) -> None:
+        self.open_sessions.discard(eio_sid)
+        super()._handle_eio_disconnect(eio_sid, reason)
 
     def _handle_eio_message(self, eio_sid: str, data: Any) -> None:
         """A packet a client sent that cannot be decoded (not Socket.IO, JSON nested beyond

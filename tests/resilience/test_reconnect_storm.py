@@ -63,12 +63,6 @@ def test_a_burst_of_connects_within_the_admission_limits_is_all_accepted(
         assert "revocation store unreachable" not in server.logs()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="app.Runtime admission counts len(sio.eio.sockets), which keeps closed sessions "
-    "until engineio's service task sweeps them (one pass per ping_timeout, 20 s): after a "
-    "storm, places are freed over 20 s and handshakes get 503 over_capacity meanwhile",
-)
 def test_dropped_sockets_free_their_places_at_once(redis_env: dict[str, str]) -> None:
     count = 200
     with start_server({**redis_env, "ZOU_EVENTS_MAX_SOCKETS": str(count)}) as server:
@@ -88,12 +82,6 @@ def test_dropped_sockets_free_their_places_at_once(redis_env: dict[str, str]) ->
         assert answers == {(200, b""): count}, answers
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="python-socketio's BaseManager.basic_disconnect copies and scans every room of the "
-    "namespace (each socket has its own) for each disconnect: n sockets dropping together "
-    "cost O(n^2) worker CPU, 45 % of its time while 5000 drop, stalling the reconnections",
-)
 def test_the_cost_of_a_storm_of_disconnects_grows_linearly(redis_env: dict[str, str]) -> None:
     small, large = 1000, 6000
     raise_fd_limit(2 * large)  # per process: the server and the Node client inherit it
