@@ -10,12 +10,13 @@ from zou_events.config import Settings
 
 COMMAND_TIMEOUT = 2.0  # a paused or dying Redis must not hold a handler for long
 POOL_SIZE = 64  # greenlets beyond it wait for a connection instead of failing
+POOL_WAIT = 5.0  # a reconnect storm keeps every connection busy for a moment
 
 
 def connect(settings: Settings, db: int, *, decode: bool, for_pubsub: bool = False) -> redis.Redis:
     pool = redis.BlockingConnectionPool(
         max_connections=POOL_SIZE,
-        timeout=COMMAND_TIMEOUT,
+        timeout=POOL_WAIT,
         host=settings.redis.host,
         port=settings.redis.port,
         password=settings.redis.password,
