@@ -6,9 +6,9 @@
 //   "websocket" transport connects directly as gazu can;
 // - the access token goes in the `access_token_cookie` cookie of every request;
 // - pings are answered; on a transport close or a failed attempt (HTTP 503, refused TCP
-//   connect) the socket reconnects with socket.io-client's backoff (1 s doubling to 5 s,
-//   jitter 0.5); a connect_error from the namespace (auth refused) is final, as in
-//   socket.io-client;
+//   connect, no CONNECT answer within 20 s: socket.io-client's `timeout`) the socket
+//   reconnects with socket.io-client's backoff (1 s doubling to 5 s, jitter 0.5); a
+//   connect_error from the namespace (auth refused) is final, as in socket.io-client;
 // - with several bases, a failed attempt moves on to the next base, as nginx's upstream
 //   failover does once an instance refuses connections.
 // Config (argv[2], JSON): bases, tokens, count, transport, reconnect (default true), rampMs.
@@ -29,6 +29,7 @@ const reconnect = config.reconnect ?? true;
 const NAMESPACE = "/events";
 const BACKOFF = { min: 1000, max: 5000, jitter: 0.5 };
 const HTTP_TIMEOUT_MS = 15000;
+const ATTEMPT_TIMEOUT_MS = 20000;
 
 let stats;
 function resetStats() {
@@ -38,6 +39,7 @@ function resetStats() {
     invalidSession: 0,
     httpErrors: {}, // other HTTP status -> count
     netErrors: {}, // ECONNREFUSED, ECONNRESET, timeouts... -> count
+    attemptTimeouts: {}, // phase an attempt was stuck in for 20 s -> count
     connectErrors: {}, // Socket.IO CONNECT_ERROR message -> count
     disconnects: {}, // reason -> count
     eioClose: 0, // Engine.IO CLOSE packets received (server-initiated close)
@@ -92,6 +94,9 @@ class LoadSocket {
     this.final = false; // refused by the namespace, or closed by the test
     this.expected = {}; // event name -> next payload index
     this.timer = null;
+    this.deadline = null; // the current attempt's timeout
+    this.attemptId = 0; // a late answer to an abandoned attempt is ignored
+    this.phase = "backoff";
   }
 
   get base() {
@@ -101,20 +106,47 @@ class LoadSocket {
   open() {
     this.timer = null;
     this.startedAt = now();
-    this.attempt().catch((error) => this.failed(error.code ?? error.message));
+    this.deadline = setTimeout(() => this.timedOut(), ATTEMPT_TIMEOUT_MS);
+    const id = ++this.attemptId;
+    this.attempt(id).catch((error) => {
+      if (id === this.attemptId) this.failed(error.code ?? error.message);
+    });
   }
 
-  async attempt() {
+  timedOut() {
+    bump(stats.attemptTimeouts, this.phase);
+    this.deadline = null;
+    this.attemptId += 1;
+    if (this.ws !== null) {
+      this.ws.removeAllListeners();
+      this.ws.on("error", () => {});
+      this.ws.terminate();
+      this.ws = null;
+    }
+    this.phase = "backoff";
+    this.retry(true);
+  }
+
+  settle() {
+    clearTimeout(this.deadline);
+    this.deadline = null;
+  }
+
+  async attempt(id) {
     const query = `${this.base.replace(/^http/, "ws")}/socket.io/?EIO=4&transport=websocket`;
     if (transport === "websocket") {
       this.connectWebSocket(query, false);
       return;
     }
     const polling = `${this.base}/socket.io/?EIO=4&transport=polling`;
+    this.phase = "handshake";
     const handshake = await request("GET", polling, this.cookie);
+    if (id !== this.attemptId) return; // timed out meanwhile
     if (handshake.status !== 200) return this.refused(handshake);
     const sid = JSON.parse(handshake.body.slice(1)).sid;
+    this.phase = "post";
     const posted = await request("POST", `${polling}&sid=${sid}`, this.cookie, `40${NAMESPACE},`);
+    if (id !== this.attemptId) return;
     if (posted.status !== 200) return this.refused(posted);
     this.connectWebSocket(`${query}&sid=${sid}`, true);
   }
@@ -122,7 +154,11 @@ class LoadSocket {
   connectWebSocket(url, probe) {
     const ws = new WebSocket(url, { headers: { Cookie: this.cookie }, perMessageDeflate: false });
     this.ws = ws;
-    if (probe) ws.on("open", () => ws.send("2probe"));
+    this.phase = "websocket";
+    ws.on("open", () => {
+      this.phase = probe ? "probe" : "connect";
+      if (probe) ws.send("2probe");
+    });
     ws.on("message", (data) => this.packet(data.toString()));
     ws.on("unexpected-response", (req, res) => {
       ws.removeAllListeners("close");
@@ -143,6 +179,7 @@ class LoadSocket {
   packet(text) {
     if (text === "2") return this.ws.send("3");
     if (text === "3probe") {
+      this.phase = "connect";
       this.ws.send("5");
       return;
     }
@@ -155,11 +192,14 @@ class LoadSocket {
     if (!text.startsWith(`4`)) return; // noop (6) and others
     const sio = text.slice(1);
     if (sio.startsWith(`0${NAMESPACE},`)) {
+      this.settle();
+      this.phase = "connected";
       this.connected = true;
       this.attempts = 0;
       stats.connects += 1;
       stats.answerSeconds.push(now() - this.startedAt);
     } else if (sio.startsWith(`4${NAMESPACE},`)) {
+      this.settle();
       bump(stats.connectErrors, JSON.parse(sio.slice(NAMESPACE.length + 2)).message);
       stats.answerSeconds.push(now() - this.startedAt);
       this.final = true;
@@ -215,6 +255,8 @@ class LoadSocket {
   }
 
   retry(failedAttempt) {
+    this.settle();
+    this.phase = "backoff";
     if (this.final || !reconnect || this.timer !== null) return;
     if (failedAttempt) this.baseIndex = (this.baseIndex + 1) % bases.length;
     this.timer = setTimeout(() => this.open(), backoffDelay(this.attempts));
@@ -227,6 +269,7 @@ class LoadSocket {
 
   close() {
     this.final = true;
+    this.settle();
     clearTimeout(this.timer);
     if (this.ws !== null) this.ws.close();
   }
@@ -240,7 +283,11 @@ function report(sockets) {
   const latencies = Float64Array.from(stats.latencies).sort();
   const answerSeconds = Float64Array.from(stats.answerSeconds).sort();
   const connectedByBase = {};
-  for (const socket of sockets) if (socket.connected) bump(connectedByBase, socket.base);
+  const phases = {}; // where the sockets that are not connected are
+  for (const socket of sockets) {
+    if (socket.connected) bump(connectedByBase, socket.base);
+    else bump(phases, socket.phase);
+  }
   const { latencies: _l, answerSeconds: _a, ...counters } = stats;
   return {
     ...counters,
@@ -248,6 +295,7 @@ function report(sockets) {
     sockets: sockets.length,
     connected: sockets.filter((socket) => socket.connected).length,
     connectedByBase,
+    phases,
     latencyMs: { count: latencies.length, p50: quantile(latencies, 0.5), p99: quantile(latencies, 0.99) },
     answerSecondsMax: answerSeconds.length ? answerSeconds[answerSeconds.length - 1] : null,
   };

@@ -31,7 +31,7 @@ STORM_SOCKETS = 5000
 PEOPLE = 100  # distinct person tokens among the sockets
 HANDSHAKE = "/socket.io/?EIO=4&transport=polling"
 STORMS = 3
-BACK_WITHIN = 45.0  # seconds for every socket to be back (5000 at 300/s take 17 s at least)
+BACK_WITHIN = 60.0  # seconds for every socket to be back (5000 at 300/s take 17 s at least)
 
 
 def server_sockets(server: ServerHandle, transport: str) -> float:
@@ -131,8 +131,9 @@ def test_three_reconnect_storms_of_5000_sockets(redis_env: dict[str, str]) -> No
                 wait_until(lambda: settled(server, STORM_SOCKETS), 20, "the server to settle")
                 rss_after.append(rss_bytes(worker))
                 print(
-                    f"storm {storm}: back in {back_after:.1f}s, "
-                    f"503 {stats['handshakeRefused']}, RSS {rss_after[-1] / 2**20:.0f} MiB"
+                    f"storm {storm}: back in {back_after:.1f}s, 503 {stats['handshakeRefused']}, "
+                    f"abandoned attempts {stats['attemptTimeouts']}, network errors "
+                    f"{stats['netErrors']}, RSS {rss_after[-1] / 2**20:.0f} MiB"
                 )
         assert rss_after[-1] <= rss_after[0] * 1.10, f"RSS after each storm: {rss_after}"
         assert worker_pid(server) == worker
