@@ -50,8 +50,11 @@ def post_worker_init(worker: Any) -> None:
         finally:
             worker.alive = False
 
+    started: list[bool] = []  # systemd or a shell may deliver SIGTERM twice: drain once
+
     def on_term(_signum: int, _frame: Any) -> None:
-        if not runtime.draining:
+        if not started:
+            started.append(True)
             gevent.spawn(drain_then_exit)
 
     signal.signal(signal.SIGTERM, on_term)

@@ -76,6 +76,10 @@ class EventServer(socketio.Server):
     def _handle_eio_disconnect(self, eio_sid: str, reason: Any) -> None:
         self.open_sessions.discard(eio_sid)
         super()._handle_eio_disconnect(eio_sid, reason)
+        # engineio keeps a closed session until its service task sweeps the table (every
+        # ping timeout): back-to-back reconnect storms would pile them up in memory. A
+        # client coming back with that sid gets "Invalid session" either way.
+        self.eio.sockets.pop(eio_sid, None)
 
     def _handle_eio_message(self, eio_sid: str, data: Any) -> None:
         """A packet a client sent that cannot be decoded (not Socket.IO, JSON nested beyond
