@@ -45,6 +45,22 @@ def python_versions(python: str) -> dict[str, str]:
     return json.loads(output)
 
 
+def checkout(root: Path) -> dict[str, Any]:
+    """The commit and the uncommitted changes of the server's code."""
+    # Each round starts the server from the working tree: a change during the run would be
+    # measured in some rounds only.
+
+    def git(*args: str) -> str:
+        return subprocess.run(
+            ["git", *args], cwd=root, capture_output=True, text=True, check=True
+        ).stdout.strip()
+
+    return {
+        "commit": git("rev-parse", "HEAD"),
+        "uncommitted": git("status", "--porcelain", "--", "zou_events", "gunicorn.conf.py"),
+    }
+
+
 def describe(pythons: dict[str, str]) -> dict[str, Any]:
     """``pythons``: server name -> the interpreter that runs it."""
     node = subprocess.run(["node", "--version"], capture_output=True, text=True, check=True)

@@ -23,6 +23,7 @@ from bench.scenarios import Round, Setup
 from bench.servers import OurServer, ServerUnderTest, ZouServer
 
 RESULTS = Path(__file__).with_name("results")
+ROOT = Path(__file__).resolve().parents[1]
 
 
 def _cpus(raw: str) -> set[int] | None:
@@ -101,6 +102,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
     started = datetime.datetime.now(datetime.UTC)
     open_files = procs.raise_open_files_limit()
+    checkout_before = machine.checkout(ROOT)
     servers = build_servers(args.servers.split(","), _cpus(args.server_cpus))
     try:
         rounds = run(args, servers)
@@ -112,6 +114,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     print(report.table(rounds))
     print()
     print(report.targets_text(checks))
+    checkout_after = machine.checkout(ROOT)
+    if checkout_after != checkout_before:
+        print("\nWARNING: zou_events/ changed during the run: rounds measured different code.")
     noisy = report.disturbed(rounds)
     if noisy:
         print(
@@ -125,6 +130,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "arguments": {k: str(v) for k, v in vars(args).items()},
         "open_files_limit": open_files,
         "pinning": {"server_cpus": args.server_cpus, "client_cpus": args.client_cpus},
+        "checkout": {"before": checkout_before, "after": checkout_after},
         "machine": machine.describe({s.name: s.python for s in servers}),
         "summary": report.summarize(rounds),
         "targets": checks,
