@@ -15,6 +15,8 @@ import uuid
 
 import redis
 
+from zou_events.messages import zou_emit
+
 CHANNEL = "flask-socketio"
 EVENT = "bench:fanout"  # the load client counts this event only
 PROJECT_ID = "5b9b0a51-2d59-4b47-b4a0-5e7b4bd7c0f1"
@@ -27,19 +29,7 @@ class Publisher:
 
     def _message(self, sequence: int) -> str:
         payload = {"project_id": PROJECT_ID, "n": sequence, "t": time.time()}
-        return json.dumps(
-            {
-                "method": "emit",
-                "event": EVENT,
-                "data": [payload],
-                "binary": False,
-                "namespace": "/events",
-                "room": None,
-                "skip_sid": None,
-                "callback": None,
-                "host_id": self.host_id,
-            }
-        )
+        return json.dumps(zou_emit(EVENT, payload, self.host_id))
 
     def subscribers(self) -> int:
         return int(self.redis.pubsub_numsub(CHANNEL)[0][1])
