@@ -34,9 +34,11 @@ class JsClient:
         for line in self.process.stdout:
             self._inbox.put(json.loads(line))
 
-    def wait_for(self, predicate: Callable[[Message], bool], timeout: float = 10.0) -> Message:
-        """The first message (seen before or arriving now) matching ``predicate``."""
-        for message in self.seen:
+    def wait_for(
+        self, predicate: Callable[[Message], bool], timeout: float = 10.0, since: int = 0
+    ) -> Message:
+        """The first message (seen from index ``since`` or arriving now) matching ``predicate``."""
+        for message in self.seen[since:]:
             if predicate(message):
                 return message
         deadline = time.monotonic() + timeout
