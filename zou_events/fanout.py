@@ -1,8 +1,11 @@
 """The hot path: one decoded emit to every local recipient socket.
 
 The Socket.IO packet and the Engine.IO packet are encoded once per message; WebSocket
-recipients share one pre-built frame (see websocket.share_frame). No Redis round trip, lock
-or per-recipient allocation beyond the queue put happens here.
+recipients share one pre-built frame (frames.share_frame), appended straight to their
+outbox, which writes once per turn of the event loop (outbox.py). A socket still polling,
+or with packets waiting in engineio's own queue (which must keep their order), gets the
+packet through engineio's queue. No Redis round trip, lock or per-recipient allocation
+beyond a list append happens here.
 """
 
 from __future__ import annotations
@@ -18,8 +21,8 @@ from engineio import packet as eio_packet
 from socketio import packet as sio_packet
 
 from zou_events import metrics
+from zou_events.frames import share_frame
 from zou_events.messages import Emit, RoomChange
-from zou_events.websocket import share_frame
 
 log = structlog.get_logger("zou_events.fanout")
 
@@ -45,15 +48,23 @@ class Fanout:
         if not recipients:
             return 0
         sockets = self.server.eio.sockets
-        ready, slow, websocket_count = [], [], 0
+        direct, queued, slow = [], [], []
+        websocket_count = 0
         for eio_sid in recipients:
             socket = sockets.get(eio_sid)
-            if socket is None:
+            if socket is None or socket.closing or socket.closed:
                 continue
-            if socket.queue.over_limit():
+            outbox = getattr(socket, "outbox", None)
+            if outbox is not None and socket.upgraded and not socket.queue.qsize():
+                if outbox.over_limit():
+                    slow.append(eio_sid)
+                else:
+                    direct.append(outbox)
+                continue
+            if socket.queue.over_limit() or (outbox is not None and outbox.over_limit()):
                 slow.append(eio_sid)
                 continue
-            ready.append(socket)
+            queued.append(socket)
             websocket_count += socket.upgraded
         packet = self.server.packet_class(
             sio_packet.EVENT, namespace=emit.namespace, data=[emit.event, *emit.args]
@@ -61,16 +72,21 @@ class Fanout:
         encoded = packet.encode()
         parts = encoded if isinstance(encoded, list) else [encoded]
         eio_packets = [eio_packet.Packet(eio_packet.MESSAGE, part) for part in parts]
+        websocket_count += len(direct)
         for pkt in eio_packets:
-            share_frame(pkt.encode(), arrived, websocket_count)
-        for socket in ready:
+            shared = share_frame(pkt.encode(), arrived, websocket_count)
+            frame = shared.frame
+            for outbox in direct:
+                outbox.put(frame, shared)
+        for socket in queued:
             for pkt in eio_packets:
                 socket.send(pkt)
         for eio_sid in slow:
             self.on_slow_consumer(eio_sid)
+        delivered = len(direct) + len(queued)
         if emit.namespace in metrics.NAMESPACES:
-            metrics.deliveries.labels(emit.namespace).inc(len(ready))
-        return len(ready)
+            metrics.deliveries.labels(emit.namespace).inc(delivered)
+        return delivered
 
     def _recipients(self, namespace_rooms: dict[Any, Any], emit: Emit) -> list[str]:
         rooms = emit.room if isinstance(emit.room, list) else [emit.room]

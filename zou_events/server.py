@@ -64,6 +64,7 @@ class EventServer(socketio.Server):
         )
         self.eio._async = {**self.eio._async, "websocket": WebSocket}
         self.queue_limits = (settings.send_queue_max_messages, settings.send_queue_max_bytes)
+        self.eio.send_queue_limits = self.queue_limits  # read by each WebSocket's outbox
         # Open Engine.IO sessions: engineio keeps closed ones in its table until its service
         # task sweeps them (every ping timeout), so its size is no measure for admission.
         self.open_sessions: set[str] = set()

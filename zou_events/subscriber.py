@@ -18,6 +18,9 @@ log = structlog.get_logger("zou_events.subscriber")
 
 _BACKOFF_FIRST, _BACKOFF_MAX = 0.5, 10.0
 _HEALTH_CHECK_SECONDS = 5.0  # a silent channel is pinged this often to spot a dead link
+# In a burst the Redis buffer never runs dry: give the event loop a turn this often, so that
+# the outboxes write what the messages so far queued and the sockets' readers run.
+_TURN_SECONDS = 0.005
 
 
 class Subscriber:
@@ -85,7 +88,7 @@ class Subscriber:
         pubsub = client.pubsub()
         try:
             pubsub.subscribe(self.channel)
-            last_traffic = last_ping = time.monotonic()
+            last_traffic = last_ping = last_turn = time.monotonic()
             while True:
                 message = pubsub.get_message(timeout=_HEALTH_CHECK_SECONDS)
                 now = time.monotonic()
@@ -102,9 +105,9 @@ class Subscriber:
                     on_subscribed()
                 elif kind == "message":
                     self.handle(message["data"], now)
-                    # Let the sockets' writers flush before the next message: in a burst the
-                    # Redis buffer never blocks, and queues would only grow meanwhile.
-                    gevent.sleep(0)
+                    if now - last_turn >= _TURN_SECONDS:
+                        gevent.sleep(0)
+                        last_turn = time.monotonic()
         finally:
             pubsub.close()
             client.close()

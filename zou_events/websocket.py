@@ -3,11 +3,13 @@
 Why our own driver: gevent-websocket forces its own gunicorn worker class and is
 unmaintained; simple-websocket under gevent costs a selector (a second file descriptor)
 and a reader greenlet per socket, and re-encodes every frame for every recipient. Here a
-server frame is built once per message and the same bytes are written to every WebSocket
-recipient (server frames are unmasked, so they are identical for all clients).
+server frame is built once per message and the same bytes go to every WebSocket recipient
+(frames.py), and every write goes through the connection's Outbox (outbox.py), which
+coalesces them per turn of the event loop.
 
 engineio calls ``WebSocket(handler, server)(environ, start_response)``, then the handler
-uses ``wait()``, ``send()`` and ``close()``; this module keeps that interface.
+uses ``wait()``, ``send()`` and ``close()``; this module keeps that interface. The outbox is
+also set on engineio's socket as ``outbox``, for the fan-out to write to it directly.
 """
 
 from __future__ import annotations
@@ -17,73 +19,32 @@ import contextlib
 import hashlib
 import socket
 import struct
-import time
 from collections.abc import Callable, Iterable
 from typing import Any
 
-from gevent.lock import Semaphore
-
-from zou_events import metrics
+from zou_events.frames import (
+    OP_BINARY,
+    OP_CLOSE,
+    OP_CONTINUATION,
+    OP_PING,
+    OP_PONG,
+    OP_TEXT,
+    SharedFrame,
+    encode_frame,
+    message_frame,
+    shared_frame_of,
+)
+from zou_events.outbox import Outbox
 
 _GUID = b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
-OP_CONTINUATION, OP_TEXT, OP_BINARY, OP_CLOSE, OP_PING, OP_PONG = 0x0, 0x1, 0x2, 0x8, 0x9, 0xA
 CLOSE_NORMAL, CLOSE_PROTOCOL_ERROR, CLOSE_INVALID_DATA, CLOSE_TOO_BIG = 1000, 1002, 1007, 1009
 _RECV_SIZE = 65536
-_FRAME_CACHE_SIZE = 512
 
 
 class ProtocolError(Exception):
     def __init__(self, code: int, reason: str) -> None:
         super().__init__(reason)
         self.code = code
-
-
-def encode_frame(payload: bytes, opcode: int = OP_TEXT) -> bytes:
-    """One final, unmasked server frame."""
-    length = len(payload)
-    first = 0x80 | opcode
-    if length < 126:
-        header = struct.pack("!BB", first, length)
-    elif length < 65536:
-        header = struct.pack("!BBH", first, 126, length)
-    else:
-        header = struct.pack("!BBQ", first, 127, length)
-    return header + payload
-
-
-def _message_frame(message: str | bytes) -> bytes:
-    if isinstance(message, str):
-        return encode_frame(message.encode("utf-8"), OP_TEXT)
-    return encode_frame(bytes(message), OP_BINARY)
-
-
-class _SharedFrame:
-    """A frame built once for a message that many sockets send, with delivery tracking."""
-
-    __slots__ = ("arrived", "frame", "message", "remaining")
-
-    def __init__(self, message: str | bytes, arrived: float, recipients: int) -> None:
-        self.message = message
-        self.frame = _message_frame(message)
-        self.arrived = arrived
-        self.remaining = recipients
-
-    def sent_once(self) -> None:
-        if self.remaining > 0:
-            self.remaining -= 1
-            if self.remaining == 0:
-                metrics.delivery_seconds.observe(time.monotonic() - self.arrived)
-
-
-# id(message) -> shared frame; the entry keeps the message alive, so the id stays unique.
-_shared_frames: dict[int, _SharedFrame] = {}
-
-
-def share_frame(message: str | bytes, arrived: float, recipients: int) -> None:
-    """Register ``message`` as about to be sent to ``recipients`` WebSocket sockets."""
-    _shared_frames[id(message)] = _SharedFrame(message, arrived, recipients)
-    if len(_shared_frames) > _FRAME_CACHE_SIZE:
-        del _shared_frames[next(iter(_shared_frames))]
 
 
 def _unmask(data: bytes, mask: bytes) -> bytes:
@@ -113,9 +74,10 @@ class WebSocket:
     def __init__(self, handler: Callable[[WebSocket], Any], server: Any) -> None:
         self.app = handler
         self.max_message_size: int = server.max_http_buffer_size
+        self._send_limits: tuple[int, int] = server.send_queue_limits
         self._sock: socket.socket | None = None
+        self._outbox: Outbox | None = None
         self._buffer = bytearray()
-        self._write_lock = Semaphore()
         self._close_sent = False
         self.environ: dict[str, Any] = {}
 
@@ -139,6 +101,10 @@ class WebSocket:
             + accept_key(key).encode("ascii")
             + b"\r\n\r\n"
         )
+        self._outbox = Outbox(sock, *self._send_limits)
+        owner = getattr(self.app, "__self__", None)  # engineio's socket
+        if owner is not None:
+            owner.outbox = self._outbox
         try:
             self.app(self)
         finally:
@@ -149,12 +115,11 @@ class WebSocket:
     # --- engineio interface -------------------------------------------------------------
 
     def send(self, message: str | bytes) -> None:
-        shared = _shared_frames.get(id(message))
-        if shared is not None and shared.message is message:
-            self._write(shared.frame)
-            shared.sent_once()
+        shared = shared_frame_of(message)
+        if shared is not None:
+            self._write(shared.frame, shared)
         else:
-            self._write(_message_frame(message))
+            self._write(message_frame(message))
 
     def wait(self) -> str | bytes | None:
         """The next complete message, or None once the connection is closed."""
@@ -172,19 +137,19 @@ class WebSocket:
 
     # --- internals ----------------------------------------------------------------------
 
-    def _write(self, data: bytes) -> None:
-        assert self._sock is not None
-        with self._write_lock:
-            self._sock.sendall(data)
+    def _write(self, frame: bytes, shared: SharedFrame | None = None) -> None:
+        assert self._outbox is not None
+        self._outbox.put(frame, shared)
 
     def _send_close(self, code: int, reason: str) -> None:
         if self._close_sent or self._sock is None:
             return
         self._close_sent = True
-        with contextlib.suppress(OSError):
-            self._write(encode_frame(struct.pack("!H", code) + reason.encode()[:120], OP_CLOSE))
+        self._write(encode_frame(struct.pack("!H", code) + reason.encode()[:120], OP_CLOSE))
 
     def _shutdown(self) -> None:
+        if self._outbox is not None:
+            self._outbox.close()
         if self._sock is not None:
             with contextlib.suppress(OSError):
                 self._sock.shutdown(socket.SHUT_RDWR)

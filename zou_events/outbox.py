@@ -1,0 +1,149 @@
+"""Write coalescing for WebSocket connections.
+
+Every frame for a connection goes through its Outbox. Once per turn of the event loop (a
+hub callback), each outbox with frames waiting is written with one non-blocking send: a
+burst of messages costs one system call per socket per turn instead of one per delivery,
+and no greenlet switch per delivery. A connection whose kernel buffer is full gets a
+greenlet that waits until it can write; meanwhile its outbox grows, and the fan-out cuts it
+once it is over the send-queue limits, so a slow reader never holds up the others.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import socket
+
+import gevent
+import structlog
+
+from zou_events.frames import SharedFrame
+
+log = structlog.get_logger("zou_events.outbox")
+
+
+class Outbox:
+    __slots__ = (
+        "_frames",
+        "_shared",
+        "_sock",
+        "_stalled",
+        "closed",
+        "max_bytes",
+        "max_messages",
+        "pending_bytes",
+        "scheduled",
+    )
+
+    def __init__(self, sock: socket.socket, max_messages: int, max_bytes: int) -> None:
+        self._sock = sock
+        self._frames: list[bytes] = []
+        self._shared: list[SharedFrame] = []  # shared frames among _frames, for the metric
+        self._stalled = False  # a greenlet is waiting for the kernel to take more
+        self.closed = False
+        self.scheduled = False
+        self.pending_bytes = 0
+        self.max_messages = max_messages
+        self.max_bytes = max_bytes
+
+    def put(self, frame: bytes, shared: SharedFrame | None = None) -> None:
+        if self.closed:
+            return
+        self._frames.append(frame)
+        self.pending_bytes += len(frame)
+        if shared is not None:
+            self._shared.append(shared)
+        if not self.scheduled and not self._stalled:
+            self.scheduled = True
+            flusher.schedule(self)
+
+    def over_limit(self) -> bool:
+        return len(self._frames) >= self.max_messages or self.pending_bytes >= self.max_bytes
+
+    def flush(self) -> None:
+        """Write what is waiting without blocking; never raises (runs in the hub)."""
+        self.scheduled = False
+        if self._stalled or self.closed or not self._frames:
+            return
+        data = self._take()
+        try:
+            sent = self._sock.send(data, 0, 0.0)  # type: ignore[call-arg]  # gevent's timeout
+        except BlockingIOError:
+            sent = 0
+        except OSError:
+            self._fail()
+            return
+        if sent == len(data):
+            self._written()
+            return
+        self._frames.append(data[sent:])
+        self.pending_bytes = len(data) - sent
+        self._stalled = True
+        gevent.spawn(self._write_when_possible)
+
+    def close(self) -> None:
+        """Write what the kernel takes now, drop the rest: a closing socket never waits for
+        its client."""
+        self.flush()
+        self.closed = True
+        self._frames.clear()
+        self._shared.clear()
+        self.pending_bytes = 0
+
+    def _take(self) -> bytes:
+        frames = self._frames
+        data = frames[0] if len(frames) == 1 else b"".join(frames)
+        self._frames = []
+        self.pending_bytes = 0
+        return data
+
+    def _written(self) -> None:
+        shared, self._shared = self._shared, []
+        for frame in shared:
+            frame.written()
+
+    def _write_when_possible(self) -> None:
+        try:
+            while self._frames and not self.closed:
+                shared, self._shared = self._shared, []
+                self._sock.sendall(self._take())  # blocks this greenlet only; socket timeout
+                for frame in shared:
+                    frame.written()
+        except OSError:
+            self._fail()
+        finally:
+            self._stalled = False
+
+    def _fail(self) -> None:
+        """The connection is broken: drop what waits, and let the reader see the end."""
+        self.closed = True
+        self._frames.clear()
+        self._shared.clear()
+        self.pending_bytes = 0
+        with contextlib.suppress(OSError):
+            self._sock.shutdown(socket.SHUT_RDWR)
+
+
+class Flusher:
+    """Runs every scheduled outbox's flush once per turn of the event loop."""
+
+    def __init__(self) -> None:
+        self._due: list[Outbox] = []
+        self._pending = False
+
+    def schedule(self, outbox: Outbox) -> None:
+        self._due.append(outbox)
+        if not self._pending:
+            self._pending = True
+            gevent.get_hub().loop.run_callback(self._flush_due)
+
+    def _flush_due(self) -> None:
+        self._pending = False
+        due, self._due = self._due, []
+        for outbox in due:
+            try:
+                outbox.flush()
+            except Exception:  # a hub callback must never raise
+                log.exception("outbox flush failed")
+
+
+flusher = Flusher()
