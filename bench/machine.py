@@ -45,6 +45,16 @@ def python_versions(python: str) -> dict[str, str]:
     return json.loads(output)
 
 
+def node_versions(project: Path, packages: tuple[str, ...]) -> dict[str, str]:
+    """Node.js and the versions of ``packages`` installed in ``project``'s node_modules."""
+    node = subprocess.run(["node", "--version"], capture_output=True, text=True, check=True)
+    versions = {"node": node.stdout.strip()}
+    for name in packages:
+        manifest = json.loads((project / "node_modules" / name / "package.json").read_text())
+        versions[name] = manifest["version"]
+    return versions
+
+
 def checkout(root: Path) -> dict[str, Any]:
     """The commit and the uncommitted changes of the server's code."""
     # Each round starts the server from the working tree: a change during the run would be
@@ -61,8 +71,8 @@ def checkout(root: Path) -> dict[str, Any]:
     }
 
 
-def describe(pythons: dict[str, str]) -> dict[str, Any]:
-    """``pythons``: server name -> the interpreter that runs it."""
+def describe(servers: dict[str, dict[str, str]]) -> dict[str, Any]:
+    """``servers``: server name -> the versions it runs on."""
     node = subprocess.run(["node", "--version"], capture_output=True, text=True, check=True)
     return {
         "nproc": os.cpu_count(),
@@ -70,5 +80,5 @@ def describe(pythons: dict[str, str]) -> dict[str, Any]:
         "ram_gib": round(_ram_gib(), 1),
         "kernel": platform.release(),
         "node": node.stdout.strip(),
-        "servers": {name: python_versions(python) for name, python in pythons.items()},
+        "servers": servers,
     }

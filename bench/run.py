@@ -1,12 +1,13 @@
-"""Fan-out benchmark: zou-events against Zou 1.0.97's own event stream, in one run.
+"""Fan-out benchmark: zou-events against Zou 1.0.97's stream and socket.io on Node.js.
 
     .venv/bin/python -m bench.run            # the full run recorded in docs/benchmarks.md
     .venv/bin/python -m bench.run --quick    # a smoke run of every scenario, under a minute
 
-Scenarios: (a) steady: N clients, R events/s for D s, rounds interleaved ours/Zou/ours/...;
+Scenarios: (a) steady: N clients, R events/s for D s, rounds interleaved ours/Zou/Node...;
 (b) burst: E events published at once to M clients, time until the last delivery;
 (c) idle: how many idle connections one worker holds, their memory, and whether they still
-receive events. Prints a table and the issue's targets; writes JSON to bench/results/.
+receive events. Prints a table, issue 2's targets against Zou and the same comparisons
+against Node.js; writes JSON to bench/results/.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from pathlib import Path
 
 from bench import machine, procs, report, scenarios
 from bench.scenarios import Round, Setup
-from bench.servers import OurServer, ServerUnderTest, ZouServer
+from bench.servers import NodeServer, OurServer, ServerUnderTest, ZouServer
 
 RESULTS = Path(__file__).with_name("results")
 ROOT = Path(__file__).resolve().parents[1]
@@ -33,7 +34,9 @@ def _cpus(raw: str) -> set[int] | None:
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m bench.run", description=__doc__.split("\n")[0])
     parser.add_argument("--quick", action="store_true", help="small smoke run (< 1 minute)")
-    parser.add_argument("--servers", default="ours,zou", help="ours,zou (default both)")
+    parser.add_argument(
+        "--servers", default="ours,zou,node", help="any of ours,zou,node (default all three)"
+    )
     parser.add_argument("--scenarios", default="steady,burst,idle")
     parser.add_argument("--rounds", type=int, default=5, help="steady rounds per server")
     parser.add_argument("--clients", type=int, default=1000, help="steady: clients")
@@ -62,6 +65,7 @@ def build_servers(names: list[str], cpus: set[int] | None) -> list[ServerUnderTe
     known: dict[str, Callable[[], ServerUnderTest]] = {
         "ours": lambda: OurServer(cpus),
         "zou": lambda: ZouServer(cpus),
+        "node": lambda: NodeServer(cpus),
     }
     return [known[name]() for name in names]
 
@@ -79,7 +83,7 @@ def run(args: argparse.Namespace, servers: list[ServerUnderTest]) -> list[Round]
     print(report.HEADER, file=sys.stderr)
     if "steady" in wanted:
         for _ in range(args.rounds):
-            for server in servers:  # interleaved: ours, Zou, ours, Zou...
+            for server in servers:  # interleaved: ours, Zou, Node.js, ours, Zou, Node.js...
                 record(scenarios.steady(server, setup, args.clients, args.rate, args.duration))
     if "burst" in wanted:
         for server in servers:
@@ -110,10 +114,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         for server in servers:
             server.close()
     checks = report.targets(rounds, args.idle_clients)
+    beyond = report.versus(rounds, report.NODE, 1.0)
     print()
     print(report.table(rounds))
-    print()
+    print("\nIssue 2's targets (against Zou 1.0.97):")
     print(report.targets_text(checks))
+    if beyond:
+        print("\nBeyond the issue (against socket.io on Node.js):")
+        print(report.targets_text(beyond))
     checkout_after = machine.checkout(ROOT)
     if checkout_after != checkout_before:
         print("\nWARNING: zou_events/ changed during the run: rounds measured different code.")
@@ -131,9 +139,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         "open_files_limit": open_files,
         "pinning": {"server_cpus": args.server_cpus, "client_cpus": args.client_cpus},
         "checkout": {"before": checkout_before, "after": checkout_after},
-        "machine": machine.describe({s.name: s.python for s in servers}),
+        "machine": machine.describe({s.name: s.versions() for s in servers}),
         "summary": report.summarize(rounds),
         "targets": checks,
+        "beyond": beyond,
         "disturbed_rounds": noisy,
     }
     report.write_json(output, record, rounds)

@@ -1,7 +1,8 @@
-"""The two servers under test, started the same way: one gunicorn master, one worker.
+"""The servers under test: zou-events and Zou's stream (one gunicorn master, one worker
+each), and a Node.js socket.io server (one process) as the reference beyond Zou.
 
-Each round starts its server fresh and stops it afterwards: both servers subscribe to the
-same Redis channel, so one left running would receive (and spend CPU on) the other's events.
+Each round starts its server fresh and stops it afterwards: every server subscribes to the
+same Redis channel, so one left running would receive (and spend CPU on) the others' events.
 """
 
 from __future__ import annotations
@@ -13,17 +14,19 @@ import secrets
 import signal
 import subprocess
 import sys
+import tempfile
 from collections.abc import Iterator
 from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
-from bench import procs
+from bench import machine, procs
 from tests.support.server import free_port, start_server, wait_until
 from tests.support.tokens import make_token
 from tests.support.zou_stack import CAST, EVENT_STREAM_WORKER, ZOU_VENV, ZouStack
 
+NODE_SERVER = Path(__file__).with_name("node") / "server.mjs"
 ACTIVE_CAST = {name for name, (_role, _in_team, active) in CAST.items() if active}
 
 
@@ -46,7 +49,10 @@ _ALARMING = re.compile(r"warning|error|critical|traceback", re.IGNORECASE)
 
 class ServerUnderTest(Protocol):
     name: str
-    python: str  # the interpreter that runs it, for the version record
+
+    def versions(self) -> dict[str, str]:
+        """The runtime and packages it runs on, for the record."""
+        ...
 
     def running(self, token_count: int) -> AbstractContextManager[Running]:
         """The server started fresh, with ``token_count`` tokens for its clients."""
@@ -61,10 +67,12 @@ class OurServer:
     """zou-events from this checkout, with its shipped gunicorn configuration."""
 
     name = "zou-events"
-    python = sys.executable  # start_server runs the package with the current interpreter
 
     def __init__(self, cpus: set[int] | None) -> None:
         self.cpus = cpus
+
+    def versions(self) -> dict[str, str]:
+        return machine.python_versions(sys.executable)  # start_server uses this interpreter
 
     def close(self) -> None:
         pass
@@ -95,11 +103,13 @@ class ZouServer:
             raise RuntimeError("Zou is not installed: run scripts/setup.d/50-zou.sh")
         self.cpus = cpus
         self.stack = ZouStack().start()
-        self.python = str(self.stack.venv / "bin" / "python")
         # Zou refuses unknown and inactive persons: tokens for the seeded active ones.
         self.person_ids = [
             person.id for name, person in self.stack.seed.persons.items() if name in ACTIVE_CAST
         ]
+
+    def versions(self) -> dict[str, str]:
+        return machine.python_versions(str(self.stack.venv / "bin" / "python"))
 
     def close(self) -> None:
         self.stack.stop()
@@ -141,6 +151,53 @@ class ZouServer:
             yield Running(port, worker, tokens, log)
         finally:
             _stop_group(master)
+
+
+class NodeServer:
+    """bench/node/server.mjs: socket.io 4.8 on Node.js, one process, the same token checks."""
+
+    name = "node"
+
+    def __init__(self, cpus: set[int] | None) -> None:
+        if not (NODE_SERVER.parent / "node_modules" / "socket.io").exists():
+            raise RuntimeError("socket.io is not installed: run scripts/setup.d/30-node.sh")
+        self.cpus = cpus
+
+    def versions(self) -> dict[str, str]:
+        return machine.node_versions(NODE_SERVER.parent, ("socket.io", "engine.io", "redis"))
+
+    def close(self) -> None:
+        pass
+
+    @contextmanager
+    def running(self, token_count: int) -> Iterator[Running]:
+        port = free_port()
+        secret = secrets.token_hex(32)
+        log = Path(tempfile.gettempdir()) / f"bench-node-{port}.log"
+        with log.open("wb") as output:
+            process = subprocess.Popen(
+                ["node", str(NODE_SERVER)],
+                env={**os.environ, "PORT": str(port), "SECRET_KEY": secret},
+                stdin=subprocess.DEVNULL,
+                stdout=output,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+        try:
+            wait_until(
+                lambda: process.poll() is not None or _answers(port),
+                30,
+                f"the Node.js server on port {port}",
+                step=0.2,
+            )
+            if process.poll() is not None:
+                raise RuntimeError(f"the Node.js server exited:\n{log.read_text()[-3000:]}")
+            procs.pin(process.pid, self.cpus)
+            tokens = [make_token(secret, lifetime=3 * 3600) for _ in range(token_count)]
+            yield Running(port, process.pid, tokens, log)
+        finally:
+            _stop_group(process)
+            log.unlink(missing_ok=True)
 
 
 def _answers(port: int) -> bool:

@@ -5,6 +5,8 @@ from __future__ import annotations
 import base64
 import json
 import queue
+import threading
+import time
 from typing import Any
 
 import pytest
@@ -56,6 +58,41 @@ def test_kitsu_client_receives_events_in_order_unchanged(
         assert events == [f"test:event-{index}" for index in range(len(PAYLOADS) * 4)]
         for message, payload in zip(received, PAYLOADS * 4, strict=True):
             assert message["raw"] == compact([payload])
+
+
+def test_events_keep_their_order_while_clients_upgrade(
+    server: ServerHandle, token: str, zou_publisher: ZouPublisher
+) -> None:
+    """Events reach a socket through engineio's queue while it polls, straight to its outbox
+    once it is on WebSocket: across the switch none is lost, repeated or reordered."""
+    stop = threading.Event()
+
+    def publish() -> None:
+        n = 0
+        while not stop.is_set():
+            zou_publisher.emit("test:seq", {"n": n})
+            n += 1
+            time.sleep(0.002)  # pacing: a stream of events, not synchronisation
+
+    publisher = threading.Thread(target=publish, daemon=True)
+    publisher.start()
+    clients = [JsClient(server.url, cookie=f"access_token_cookie={token}") for _ in range(4)]
+    try:
+        for client in clients:
+            client.wait_type("upgrade")
+            upgraded_at = len(client.seen)
+            client.wait_for(lambda m: m.get("event") == "test:seq", since=upgraded_at)
+        stop.set()
+        publisher.join()
+        zou_publisher.emit("test:seq-done", {})
+        for client in clients:
+            client.wait_event("test:seq-done")
+            numbers = [m["args"][0]["n"] for m in client.events("test:seq")]
+            assert numbers == list(range(numbers[0], numbers[0] + len(numbers)))
+    finally:
+        stop.set()
+        for client in clients:
+            client.close()
 
 
 def test_events_reach_a_socket_still_polling(
