@@ -1,8 +1,9 @@
 """The hot path: one decoded emit to every local recipient socket.
 
 The Socket.IO packet and the Engine.IO packet are encoded once per message; WebSocket
-recipients share one pre-built frame (frames.share_frame), appended straight to their
-outbox, which writes once per turn of the event loop (outbox.py). A socket still polling,
+recipients share one pre-built frame (frames.share_frame), handed straight to their outbox
+(outbox.py: the first message of an event-loop turn is written at once, the next ones are
+coalesced into one write per socket). A socket still polling,
 or with packets waiting in engineio's own queue (which must keep their order), gets the
 packet through engineio's queue. No Redis round trip, lock or per-recipient allocation
 beyond a list append happens here.
@@ -23,6 +24,7 @@ from socketio import packet as sio_packet
 from zou_events import metrics
 from zou_events.frames import share_frame
 from zou_events.messages import Emit, RoomChange
+from zou_events.outbox import flusher
 
 log = structlog.get_logger("zou_events.fanout")
 
@@ -73,11 +75,12 @@ class Fanout:
         parts = encoded if isinstance(encoded, list) else [encoded]
         eio_packets = [eio_packet.Packet(eio_packet.MESSAGE, part) for part in parts]
         websocket_count += len(direct)
+        at_once = bool(direct) and flusher.first_message_of_turn()
         for pkt in eio_packets:
             shared = share_frame(pkt.encode(), arrived, websocket_count)
             frame = shared.frame
             for outbox in direct:
-                outbox.put(frame, shared)
+                outbox.put(frame, shared, at_once)
         for socket in queued:
             for pkt in eio_packets:
                 socket.send(pkt)

@@ -1,9 +1,11 @@
 """Write coalescing for WebSocket connections.
 
-Every frame for a connection goes through its Outbox. Once per turn of the event loop (a
-hub callback), each outbox with frames waiting is written with one non-blocking send: a
-burst of messages costs one system call per socket per turn instead of one per delivery,
-and no greenlet switch per delivery. A connection whose kernel buffer is full gets a
+Every frame for a connection goes through its Outbox. The first message of a turn of the
+event loop is written at once (one non-blocking send per socket, so the first clients read
+it while the server writes to the others); what follows in the same turn waits, and a hub
+callback writes each outbox with frames waiting in one non-blocking send: a burst of
+messages costs one system call per socket per turn instead of one per delivery, and no
+greenlet switch per delivery. A connection whose kernel buffer is full gets a
 greenlet that waits until it can write; meanwhile its outbox grows, and the fan-out cuts it
 once it is over the send-queue limits, so a slow reader never holds up the others.
 """
@@ -45,8 +47,15 @@ class Outbox:
         self.max_messages = max_messages
         self.max_bytes = max_bytes
 
-    def put(self, frame: bytes, shared: SharedFrame | None = None) -> None:
+    def put(self, frame: bytes, shared: SharedFrame | None = None, at_once: bool = False) -> None:
+        """Queue ``frame``; ``at_once``: write it now if nothing is waiting before it."""
         if self.closed:
+            return
+        if at_once and not self._frames and not self._stalled:
+            if shared is not None:
+                self._shared.append(shared)
+            if self._write_now(frame):
+                self._written()
             return
         self._frames.append(frame)
         self.pending_bytes += len(frame)
@@ -64,21 +73,8 @@ class Outbox:
         self.scheduled = False
         if self._stalled or self.closed or not self._frames:
             return
-        data = self._take()
-        try:
-            sent = self._sock.send(data, 0, 0.0)  # type: ignore[call-arg]  # gevent's timeout
-        except BlockingIOError:
-            sent = 0
-        except OSError:
-            self._fail()
-            return
-        if sent == len(data):
+        if self._write_now(self._take()):
             self._written()
-            return
-        self._frames.append(data[sent:])
-        self.pending_bytes = len(data) - sent
-        self._stalled = True
-        gevent.spawn(self._write_when_possible)
 
     def close(self) -> None:
         """Write what the kernel takes now, drop the rest: a closing socket never waits for
@@ -88,6 +84,24 @@ class Outbox:
         self._frames.clear()
         self._shared.clear()
         self.pending_bytes = 0
+
+    def _write_now(self, data: bytes) -> bool:
+        """One non-blocking send of ``data`` (nothing else is waiting): True when the kernel
+        took all of it; otherwise the rest waits for a greenlet, or the outbox failed."""
+        try:
+            sent = self._sock.send(data, 0, 0.0)  # type: ignore[call-arg]  # gevent's timeout
+        except BlockingIOError:
+            sent = 0
+        except OSError:
+            self._fail()
+            return False
+        if sent == len(data):
+            return True
+        self._frames.append(data[sent:])
+        self.pending_bytes = len(data) - sent
+        self._stalled = True
+        gevent.spawn(self._write_when_possible)
+        return False
 
     def _take(self) -> bytes:
         frames = self._frames
@@ -129,6 +143,19 @@ class Flusher:
     def __init__(self) -> None:
         self._due: list[Outbox] = []
         self._pending = False
+        self._turn_has_message = False
+
+    def first_message_of_turn(self) -> bool:
+        """True for the first message delivered in this turn of the event loop (written at
+        once), False for the next ones (coalesced)."""
+        if self._turn_has_message:
+            return False
+        self._turn_has_message = True
+        gevent.get_hub().loop.run_callback(self._end_turn)
+        return True
+
+    def _end_turn(self) -> None:
+        self._turn_has_message = False
 
     def schedule(self, outbox: Outbox) -> None:
         self._due.append(outbox)

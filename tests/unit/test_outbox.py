@@ -55,6 +55,19 @@ def test_frames_of_one_turn_go_out_in_one_send_in_order(pair) -> None:
     assert read_exactly(reader, 11) == b"onetwothree"
 
 
+def test_at_once_writes_before_the_turn_ends_unless_frames_wait(pair) -> None:
+    writer, reader = pair
+    outbox = Outbox(writer, *LIMITS)
+    outbox.put(b"first", at_once=True)
+    assert writer.sends == 1  # the first clients read while the server writes the others
+    outbox.put(b"second")
+    outbox.put(b"third", at_once=True)  # behind a waiting frame: keeps its place
+    assert writer.sends == 1
+    gevent.sleep(0)
+    assert writer.sends == 2
+    assert read_exactly(reader, 16) == b"firstsecondthird"
+
+
 def test_a_full_kernel_buffer_stalls_the_outbox_without_losing_or_reordering(pair) -> None:
     writer, reader = pair
     writer.setsockopt(std_socket.SOL_SOCKET, std_socket.SO_SNDBUF, 4096)
