@@ -2,8 +2,8 @@
 
 The Socket.IO packet and the Engine.IO packet are encoded once per message; WebSocket
 recipients share one pre-built frame (frames.share_frame), handed straight to their outbox
-(outbox.py: the first message of an event-loop turn is written at once, the next ones are
-coalesced into one write per socket). A socket still polling,
+(outbox.py: a message is written at once, or, in a burst, coalesced with the others of
+its event-loop turn into one write per socket). A socket still polling,
 or with packets waiting in engineio's own queue (which must keep their order), gets the
 packet through engineio's queue. No Redis round trip, lock or per-recipient allocation
 beyond a list append happens here.
@@ -75,7 +75,7 @@ class Fanout:
         parts = encoded if isinstance(encoded, list) else [encoded]
         eio_packets = [eio_packet.Packet(eio_packet.MESSAGE, part) for part in parts]
         websocket_count += len(direct)
-        at_once = bool(direct) and flusher.first_message_of_turn()
+        at_once = bool(direct) and flusher.write_at_once()
         for pkt in eio_packets:
             shared = share_frame(pkt.encode(), arrived, websocket_count)
             frame = shared.frame

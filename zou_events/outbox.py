@@ -1,11 +1,11 @@
 """Write coalescing for WebSocket connections.
 
-Every frame for a connection goes through its Outbox. The first message of a turn of the
-event loop is written at once (one non-blocking send per socket, so the first clients read
-it while the server writes to the others); what follows in the same turn waits, and a hub
-callback writes each outbox with frames waiting in one non-blocking send: a burst of
-messages costs one system call per socket per turn instead of one per delivery, and no
-greenlet switch per delivery. A connection whose kernel buffer is full gets a
+Every frame for a connection goes through its Outbox. While messages come one per turn of
+the event loop, each is written at once (one non-blocking send per socket, so the first
+clients read it while the server writes to the others). In a burst, the messages of a turn
+wait, and a hub callback writes each outbox with frames waiting in one non-blocking send:
+one system call per socket per turn instead of one per delivery, and no greenlet switch per
+delivery. A connection whose kernel buffer is full gets a
 greenlet that waits until it can write; meanwhile its outbox grows, and the fan-out cuts it
 once it is over the send-queue limits, so a slow reader never holds up the others.
 """
@@ -143,19 +143,21 @@ class Flusher:
     def __init__(self) -> None:
         self._due: list[Outbox] = []
         self._pending = False
-        self._turn_has_message = False
+        self._messages_this_turn = 0
+        self._calm = True  # the last turn delivered at most one message
 
-    def first_message_of_turn(self) -> bool:
-        """True for the first message delivered in this turn of the event loop (written at
-        once), False for the next ones (coalesced)."""
-        if self._turn_has_message:
+    def write_at_once(self) -> bool:
+        """Whether the message being delivered is written at once: yes for the first of a
+        turn while messages come one per turn; in a burst, coalescing them saves more."""
+        self._messages_this_turn += 1
+        if self._messages_this_turn > 1:
             return False
-        self._turn_has_message = True
         gevent.get_hub().loop.run_callback(self._end_turn)
-        return True
+        return self._calm
 
     def _end_turn(self) -> None:
-        self._turn_has_message = False
+        self._calm = self._messages_this_turn == 1
+        self._messages_this_turn = 0
 
     def schedule(self, outbox: Outbox) -> None:
         self._due.append(outbox)

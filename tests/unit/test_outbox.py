@@ -10,7 +10,7 @@ import pytest
 from gevent import socket
 
 from zou_events.frames import SharedFrame
-from zou_events.outbox import Outbox
+from zou_events.outbox import Flusher, Outbox
 
 LIMITS = (1_000_000, 1 << 30)
 
@@ -129,3 +129,13 @@ def test_a_broken_connection_closes_the_outbox_without_raising(pair) -> None:
     assert outbox.closed
     outbox.put(b"after")
     assert outbox.pending_bytes == 0
+
+
+def test_messages_are_written_at_once_only_while_they_come_one_per_turn() -> None:
+    flusher = Flusher()
+    assert flusher.write_at_once()  # calm: the first message of a turn
+    assert not flusher.write_at_once()  # a second one in the same turn: coalesced
+    gevent.sleep(0)
+    assert not flusher.write_at_once()  # the last turn was a burst: keep coalescing
+    gevent.sleep(0)
+    assert flusher.write_at_once()  # one message in the last turn: calm again
