@@ -14,6 +14,7 @@ from zou_events.auth import AuthRefused, Identity
 from zou_events.authenticator import Authenticator
 from zou_events.config import Settings
 from zou_events.manager import IndexedManager
+from zou_events.pings import Pinger
 from zou_events.sessions import Sessions
 from zou_events.websocket import WebSocket
 
@@ -65,12 +66,15 @@ class EventServer(socketio.Server):
         self.eio._async = {**self.eio._async, "websocket": WebSocket}
         self.queue_limits = (settings.send_queue_max_messages, settings.send_queue_max_bytes)
         self.eio.send_queue_limits = self.queue_limits  # read by each WebSocket's outbox
+        self.pinger = Pinger(settings.ping_interval)
         # Open Engine.IO sessions: engineio keeps closed ones in its table until its service
         # task sweeps them (every ping timeout), so its size is no measure for admission.
         self.open_sessions: set[str] = set()
 
     def _handle_eio_connect(self, eio_sid: str, environ: dict[str, Any]) -> Any:
-        backlog.install(self.eio.sockets[eio_sid], *self.queue_limits)
+        socket = self.eio.sockets[eio_sid]
+        backlog.install(socket, *self.queue_limits)
+        self.pinger.install(socket)
         self.open_sessions.add(eio_sid)
         return super()._handle_eio_connect(eio_sid, environ)
 

@@ -1,6 +1,7 @@
 """Authenticated sockets of /events: who they are, and cutting them when their token dies.
 
-A socket is disconnected at its token's ``exp`` (one timer per socket) and within one sweep
+A socket is disconnected at its token's ``exp`` (one event-loop timer per socket, lighter
+than a greenlet waiting for it; the kick gets a greenlet when it fires) and within one sweep
 interval of its ``jti`` being revoked in Zou's Redis store (one batched MGET per sweep), not
 only at its next message as in Zou.
 """
@@ -9,6 +10,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterable
+from typing import Any
 
 import gevent
 import structlog
@@ -28,7 +30,7 @@ class Sessions:
         self._revoked = revoked
         self._sweep_interval = sweep_interval
         self._identities: dict[str, Identity] = {}
-        self._timers: dict[str, gevent.Greenlet] = {}
+        self._timers: dict[str, Any] = {}  # sid -> the event loop's timer watcher
         self._sweeper: gevent.Greenlet | None = None
 
     def __len__(self) -> int:
@@ -44,12 +46,14 @@ class Sessions:
         self._identities[sid] = identity
         if identity.expires_at is not None:
             delay = max(0.0, identity.expires_at - time.time())
-            self._timers[sid] = gevent.spawn_later(delay, self._kick, sid, "token_expired")
+            timer = gevent.get_hub().loop.timer(delay)
+            timer.start(gevent.spawn, self._kick, sid, "token_expired")
+            self._timers[sid] = timer
 
     def remove(self, sid: str) -> Identity | None:
         timer = self._timers.pop(sid, None)
-        if timer is not None and timer is not gevent.getcurrent():
-            timer.kill(block=False)
+        if timer is not None:
+            timer.close()
         return self._identities.pop(sid, None)
 
     def start(self) -> None:
