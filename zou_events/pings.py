@@ -66,10 +66,12 @@ class Pinger:
 
     @staticmethod
     def _ping(socket: Any) -> None:
-        if socket.closing or socket.closed:
-            return
-        socket.last_ping = time.time()  # engineio's ping timeout counts from here
+        # One socket's failure must not stop the others' pings: without them every client
+        # would be cut at its ping timeout.
         try:
+            if socket.closing or socket.closed:
+                return
+            socket.last_ping = time.time()  # engineio's ping timeout counts from here
             socket.send(eio_packet.Packet(eio_packet.PING))
-        except Exception as error:  # one socket's failure must not stop the others' pings
-            log.warning("ping failed", eio_sid=socket.sid, error=type(error).__name__)
+        except Exception as error:
+            log.warning("ping failed", error=type(error).__name__)
