@@ -118,29 +118,14 @@ class ZouServer:
     def running(self, token_count: int) -> Iterator[Running]:
         port = free_port()
         log = self.stack.workdir / f"event-stream-{port}.log"
-        with log.open("wb") as output:
-            master = subprocess.Popen(
-                [
-                    str(self.stack.venv / "bin" / "gunicorn"),
-                    *("--worker-class", EVENT_STREAM_WORKER, "-w", "1"),
-                    *("-b", f"127.0.0.1:{port}", "zou.event_stream:app"),
-                ],
-                cwd=self.stack.workdir,
-                env=self.stack.env,
-                stdin=subprocess.DEVNULL,
-                stdout=output,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,
-            )
-        try:
-            wait_until(
-                lambda: master.poll() is not None or _answers(port),
-                60,
-                f"Zou's event stream on port {port}",
-                step=0.2,
-            )
-            if master.poll() is not None:
-                raise RuntimeError(f"Zou's event stream exited:\n{log.read_text()[-3000:]}")
+        command = [
+            str(self.stack.venv / "bin" / "gunicorn"),
+            *("--worker-class", EVENT_STREAM_WORKER, "-w", "1"),
+            *("-b", f"127.0.0.1:{port}", "zou.event_stream:app"),
+        ]
+        what = f"Zou's event stream on port {port}"
+        started = _started(command, self.stack.env, log, port, what, 60, cwd=self.stack.workdir)
+        with started as master:
             worker = procs.only_child(master.pid)
             procs.pin(master.pid, self.cpus)
             procs.pin(worker, self.cpus)
@@ -149,8 +134,6 @@ class ZouServer:
                 for i in range(token_count)
             ]
             yield Running(port, worker, tokens, log)
-        finally:
-            _stop_group(master)
 
 
 class NodeServer:
@@ -174,30 +157,46 @@ class NodeServer:
         port = free_port()
         secret = secrets.token_hex(32)
         log = Path(tempfile.gettempdir()) / f"bench-node-{port}.log"
-        with log.open("wb") as output:
-            process = subprocess.Popen(
-                ["node", str(NODE_SERVER)],
-                env={**os.environ, "PORT": str(port), "SECRET_KEY": secret},
-                stdin=subprocess.DEVNULL,
-                stdout=output,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,
-            )
+        env = {**os.environ, "PORT": str(port), "SECRET_KEY": secret}
         try:
-            wait_until(
-                lambda: process.poll() is not None or _answers(port),
-                30,
-                f"the Node.js server on port {port}",
-                step=0.2,
-            )
-            if process.poll() is not None:
-                raise RuntimeError(f"the Node.js server exited:\n{log.read_text()[-3000:]}")
-            procs.pin(process.pid, self.cpus)
-            tokens = [make_token(secret, lifetime=3 * 3600) for _ in range(token_count)]
-            yield Running(port, process.pid, tokens, log)
+            what = f"the Node.js server on port {port}"
+            with _started(["node", str(NODE_SERVER)], env, log, port, what, 30) as process:
+                procs.pin(process.pid, self.cpus)
+                tokens = [make_token(secret, lifetime=3 * 3600) for _ in range(token_count)]
+                yield Running(port, process.pid, tokens, log)
         finally:
-            _stop_group(process)
             log.unlink(missing_ok=True)
+
+
+@contextmanager
+def _started(
+    command: list[str],
+    env: dict[str, str],
+    log: Path,
+    port: int,
+    what: str,
+    timeout: float,
+    cwd: Path | None = None,
+) -> Iterator[subprocess.Popen[bytes]]:
+    """``command`` in its own process group, output to ``log``, once it answers HTTP on
+    ``port``; stopped (SIGTERM, then SIGKILL) afterwards."""
+    with log.open("wb") as output:
+        process = subprocess.Popen(
+            command,
+            cwd=cwd,
+            env=env,
+            stdin=subprocess.DEVNULL,
+            stdout=output,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+    try:
+        wait_until(lambda: process.poll() is not None or _answers(port), timeout, what, step=0.2)
+        if process.poll() is not None:
+            raise RuntimeError(f"{what} exited:\n{log.read_text()[-3000:]}")
+        yield process
+    finally:
+        _stop_group(process)
 
 
 def _answers(port: int) -> bool:

@@ -57,17 +57,13 @@ class Fanout:
             if socket is None or socket.closing or socket.closed:
                 continue
             outbox = getattr(socket, "outbox", None)
-            if outbox is not None and socket.upgraded and not socket.queue.qsize():
-                if outbox.over_limit():
-                    slow.append(eio_sid)
-                else:
-                    direct.append(outbox)
-                continue
-            if socket.queue.over_limit() or (outbox is not None and outbox.over_limit()):
+            if (outbox is not None and outbox.over_limit()) or socket.queue.over_limit():
                 slow.append(eio_sid)
-                continue
-            queued.append(socket)
-            websocket_count += socket.upgraded
+            elif outbox is not None and socket.upgraded and not socket.queue.qsize():
+                direct.append(outbox)
+            else:
+                queued.append(socket)
+                websocket_count += socket.upgraded
         packet = self.server.packet_class(
             sio_packet.EVENT, namespace=emit.namespace, data=[emit.event, *emit.args]
         )

@@ -51,16 +51,14 @@ class Outbox:
         """Queue ``frame``; ``at_once``: write it now if nothing is waiting before it."""
         if self.closed:
             return
+        if shared is not None:
+            self._shared.append(shared)
         if at_once and not self._frames and not self._stalled:
-            if shared is not None:
-                self._shared.append(shared)
             if self._write_now(frame):
                 self._written()
             return
         self._frames.append(frame)
         self.pending_bytes += len(frame)
-        if shared is not None:
-            self._shared.append(shared)
         if not self.scheduled and not self._stalled:
             self.scheduled = True
             flusher.schedule(self)
@@ -80,10 +78,7 @@ class Outbox:
         """Write what the kernel takes now, drop the rest: a closing socket never waits for
         its client."""
         self.flush()
-        self.closed = True
-        self._frames.clear()
-        self._shared.clear()
-        self.pending_bytes = 0
+        self._drop()
 
     def _write_now(self, data: bytes) -> bool:
         """One non-blocking send of ``data`` (nothing else is waiting): True when the kernel
@@ -127,12 +122,15 @@ class Outbox:
         finally:
             self._stalled = False
 
-    def _fail(self) -> None:
-        """The connection is broken: drop what waits, and let the reader see the end."""
+    def _drop(self) -> None:
         self.closed = True
         self._frames.clear()
         self._shared.clear()
         self.pending_bytes = 0
+
+    def _fail(self) -> None:
+        """The connection is broken: drop what waits, and let the reader see the end."""
+        self._drop()
         with contextlib.suppress(OSError):
             self._sock.shutdown(socket.SHUT_RDWR)
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from typing import Any
 from urllib.parse import urlsplit
@@ -63,9 +64,9 @@ class EventServer(socketio.Server):
             logger=False,
             engineio_logger=False,
         )
-        self.eio._async = {**self.eio._async, "websocket": WebSocket}
         self.queue_limits = (settings.send_queue_max_messages, settings.send_queue_max_bytes)
-        self.eio.send_queue_limits = self.queue_limits  # read by each WebSocket's outbox
+        websocket = functools.partial(WebSocket, send_limits=self.queue_limits)
+        self.eio._async = {**self.eio._async, "websocket": websocket}
         self.pinger = Pinger(settings.ping_interval)
         # Open Engine.IO sessions: engineio keeps closed ones in its table until its service
         # task sweeps them (every ping timeout), so its size is no measure for admission.

@@ -7,7 +7,8 @@ server frame is built once per message and the same bytes go to every WebSocket 
 (frames.py), and every write goes through the connection's Outbox (outbox.py), which
 coalesces them per turn of the event loop.
 
-engineio calls ``WebSocket(handler, server)(environ, start_response)``, then the handler
+engineio calls ``WebSocket(handler, server)(environ, start_response)`` (the send limits are
+bound beforehand by server.py), then the handler
 uses ``wait()``, ``send()`` and ``close()``; this module keeps that interface. The outbox is
 also set on engineio's socket as ``outbox``, for the fan-out to write to it directly.
 """
@@ -71,10 +72,12 @@ def _valid_client_key(key: str) -> bool:
 class WebSocket:
     """The engineio ``websocket`` driver for one connection."""
 
-    def __init__(self, handler: Callable[[WebSocket], Any], server: Any) -> None:
+    def __init__(
+        self, handler: Callable[[WebSocket], Any], server: Any, send_limits: tuple[int, int]
+    ) -> None:
         self.app = handler
         self.max_message_size: int = server.max_http_buffer_size
-        self._send_limits: tuple[int, int] = server.send_queue_limits
+        self._send_limits = send_limits  # (messages, bytes) of the outbox
         self._sock: socket.socket | None = None
         self._outbox: Outbox | None = None
         self._buffer = bytearray()
