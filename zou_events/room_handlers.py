@@ -95,7 +95,8 @@ class RoomHandlers:
             structlog.contextvars.bind_contextvars(sid=sid, namespace=EVENTS, event=PREFIX + name)
             metrics.room_events.labels(name).inc()
             identity = self.connections.sessions.get(sid)
-            if identity is None:
+            if identity is None:  # its disconnect was handled before this event's greenlet ran
+                self._refused(sid, name, "not_connected")
                 return
             data = args[0] if args else None
             room = rules.room_id(data)

@@ -21,7 +21,13 @@ def test_every_line_is_json_with_bound_fields_and_no_secret(zou_publisher: ZouPu
             kitsu.wait_type("connect")
             kitsu.emit("preview-room:open-playlist", {"playlist_id": "playlist-1"})
             kitsu.wait_event("preview-room:room-people-updated")
+            seen = len(kitsu.seen)
             kitsu.emit("preview-room:room-updated", {"no": "playlist id"})
+            # A socket's room events are handled in order: the answer to this one proves the
+            # refused one was handled before the socket closes.
+            kitsu.emit("preview-room:open-playlist", {"playlist_id": "playlist-1"})
+            people = "preview-room:room-people-updated"
+            kitsu.wait_for(lambda message: message.get("event") == people, since=seen)
             zou_publisher.emit("main:test", {})
             kitsu.wait_event("main:test")
         with JsClient(server.url, auth={"token": expired}) as refused:
