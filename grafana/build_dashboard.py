@@ -488,6 +488,14 @@ def process() -> list[Panel]:
             ),
             width=6,
         ),
+        graph(
+            "Event loop lag",
+            "How late a ready greenlet runs (p99). Over ZOU_EVENTS_ADMISSION_MAX_LAG (1 s) new "
+            "sessions get 503 overloaded: the worker is saturated.",
+            "s",
+            Query(quantile(0.99, "zou_events_event_loop_lag_seconds", "instance"), "{{instance}}"),
+            width=12,
+        ),
     ]
 
 

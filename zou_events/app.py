@@ -28,6 +28,7 @@ from zou_events.fanout import Fanout
 from zou_events.http_routes import HttpRoutes
 from zou_events.limits import RateLimiter
 from zou_events.liveness import Liveness
+from zou_events.loop_lag import LoopLag
 from zou_events.room_handlers import RoomHandlers
 from zou_events.rooms import (
     InstanceRegistry,
@@ -117,12 +118,15 @@ class Runtime:
         self.http = HttpRoutes(self.is_ready, self.stats, self.refresh_gauges)
         self.draining = False
         self.fanout.on_slow_consumer = self._cut_slow_consumer
+        self.loop_lag = LoopLag()
         self.admission = Admission(
             settings.max_sockets,
             settings.new_sessions_per_second,
             settings.new_sessions_burst,
             socket_count=lambda: len(self.sio.open_sessions),
             draining=lambda: self.draining,
+            loop_lag=self.loop_lag.current,
+            max_lag=settings.admission_max_lag,
         )
         _export_limits(settings)
 
@@ -142,6 +146,7 @@ class Runtime:
             self.subscriber.start()
         self.sessions.start()
         self.liveness.start()
+        self.loop_lag.start()
 
     def is_ready(self) -> tuple[bool, str]:
         if self.draining:

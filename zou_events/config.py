@@ -70,6 +70,7 @@ class Settings:
     max_sockets: int
     new_sessions_per_second: float
     new_sessions_burst: int
+    admission_max_lag: float
     send_queue_max_messages: int
     send_queue_max_bytes: int
 
@@ -240,6 +241,9 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         ),
         new_sessions_burst=_parsed(
             env, "ZOU_EVENTS_NEW_SESSIONS_BURST", 400, _int_in(1, 1_000_000), "an integer ≥ 1"
+        ),
+        admission_max_lag=_parsed(
+            env, "ZOU_EVENTS_ADMISSION_MAX_LAG", 1.0, _positive_float, "a number of seconds > 0"
         ),
         send_queue_max_messages=_parsed(
             env, "ZOU_EVENTS_SEND_QUEUE_MAX_MESSAGES", 5000, _int_in(10, 10**7), "an integer ≥ 10"

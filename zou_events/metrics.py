@@ -50,6 +50,7 @@ REFUSAL_REASONS = (
     "unknown_namespace",
     "over_capacity",
     "too_fast",
+    "overloaded",
     "draining",
 )
 DISCONNECT_REASONS = (
@@ -136,6 +137,11 @@ delivery_seconds = Histogram(
     "zou_events_delivery_seconds",
     "From a message's arrival from Redis to its write on the last WebSocket recipient",
     buckets=LATENCY_BUCKETS,
+)
+event_loop_lag_seconds = Histogram(
+    "zou_events_event_loop_lag_seconds",
+    "How late the event loop runs a greenlet that is ready (sampled every 0.1 s)",
+    buckets=(0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0),
 )
 publish_delay_seconds = Histogram(
     "zou_events_publish_delay_seconds",

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
-from typing import Any
+from typing import Any, TypeVar
 
 import gevent
 import redis
@@ -27,6 +27,7 @@ from zou_events.server import EVENTS, ConnectionHandlers
 from zou_events.zou_api import ZouApi, ZouUnavailable
 
 log = structlog.get_logger("zou_events.rooms")
+_T = TypeVar("_T")
 
 PREFIX = "preview-room:"
 CLEANUP_RETRY_FIRST, CLEANUP_RETRY_MAX = 0.5, 30.0
@@ -63,6 +64,7 @@ class RoomHandlers:
         self.max_payload_bytes = max_payload_bytes
         self.instance_id = instance_id
         self.opened: dict[str, set[str]] = {}  # local sid -> rooms it opened
+        self.stored: set[str] = set()  # local sids the store may hold (they opened or joined)
         self._order: dict[str, Semaphore] = {}  # local sid -> its room events, one at a time
         handlers: dict[str, Callable[..., None]] = {
             "open-playlist": self.open_playlist,
@@ -84,10 +86,9 @@ class RoomHandlers:
             # right after open-playlist could be handled first (both ask Zou's API).
             with self._order.setdefault(sid, Semaphore()):
                 guarded(sid, *args)
-            if self._gone(sid):
+            if self._gone(sid) and self._forget_locally(sid):
                 # Disconnected before or while this event was handled (e.g. a join waiting for
                 # Zou's API): what the event stored for the socket after its disconnect goes.
-                self._forget_locally(sid)
                 self._clean_up(sid)
 
         def guarded(sid: str, *args: Any) -> None:
@@ -159,7 +160,7 @@ class RoomHandlers:
 
     def open_playlist(self, sid: str, identity: Identity, room: str, _data: Any) -> None:
         self._may_read(identity, room)
-        people = self.store.open(room, sid, self.instance_id)
+        people = self._storing(sid, self.store.open, room, sid, self.instance_id)
         if self._gone(sid):
             return  # python-socketio has forgotten it; the guard forgets it in the store
         self.sio.enter_room(sid, room, namespace=EVENTS)
@@ -177,7 +178,9 @@ class RoomHandlers:
 
     def join(self, sid: str, identity: Identity, room: str, data: Any) -> None:
         self._may_read(identity, room)
-        people, state = self.store.join(room, sid, self.instance_id, identity.person_id, data)
+        people, state = self._storing(
+            sid, self.store.join, room, sid, self.instance_id, identity.person_id, data
+        )
         self._people_updated(room, people)
         self.fanout.emit(ROOM_UPDATED, state, EVENTS, room)
 
@@ -202,18 +205,31 @@ class RoomHandlers:
     def _gone(self, sid: str) -> bool:
         return self.connections.sessions.get(sid) is None
 
-    def _forget_locally(self, sid: str) -> None:
+    def _forget_locally(self, sid: str) -> bool:
+        """Forget a gone socket here; True if the store may still hold it."""
         self.limiter.forget(sid)
         self.opened.pop(sid, None)
         self._order.pop(sid, None)
+        if sid in self.stored:
+            self.stored.discard(sid)
+            return True
+        return False
+
+    def _storing(self, sid: str, write: Callable[..., _T], *args: Any) -> _T:
+        """A store write that records ``sid``: marked once the write is over, so that a
+        disconnect handled during the write is followed by a clean-up (the guard's)."""
+        try:
+            return write(*args)
+        finally:
+            self.stored.add(sid)
 
     def socket_gone(self, sid: str, _identity: Identity, reason: str) -> None:
-        self._forget_locally(sid)
-        if reason == "server_shutdown":
-            # Drained on shutdown or reload: the presence stays until this instance's
-            # heartbeat expires, so clients reconnecting elsewhere find their room as it was.
-            return
-        self._clean_up(sid)
+        # Most sockets never open a review room: their disconnect costs no Redis round trip
+        # (in a reconnect storm, thousands of them).
+        if self._forget_locally(sid) and reason != "server_shutdown":
+            # On shutdown or reload the presence stays until this instance's heartbeat
+            # expires, so clients reconnecting elsewhere find their room as it was.
+            self._clean_up(sid)
 
     def _clean_up(self, sid: str, attempt: int = 0) -> None:
         """Remove a gone socket from the store; retried with backoff while Redis fails, or

@@ -31,7 +31,12 @@ STORM_SOCKETS = 5000
 PEOPLE = 100  # distinct person tokens among the sockets
 HANDSHAKE = "/socket.io/?EIO=4&transport=polling"
 STORMS = 3
-BACK_WITHIN = 60.0  # seconds for every socket to be back (5000 at 300/s take 17 s at least)
+# Seconds for every socket to be back: 5000 at 300/s take 17 s at least; a 2-core machine
+# shared with the load client paces them to 40-55 s (admission on event-loop lag).
+BACK_WITHIN = 90.0
+# An attempt the client gave up on (no answer in 20 s, or a network error) may leave a session
+# it never polls: the server closes it at its ping timeout (default 25 + 20 s).
+ORPHANS_EXPIRE_WITHIN = 25 + 20 + 15.0
 
 
 def server_sockets(server: ServerHandle, transport: str) -> float:
@@ -128,7 +133,11 @@ def test_three_reconnect_storms_of_5000_sockets(redis_env: dict[str, str]) -> No
                 assert stats["invalidSession"] == 0, stats
                 assert stats["connectErrors"] == {} and stats["httpErrors"] == {}, stats
                 assert stats["disconnects"] == {"transport close": STORM_SOCKETS}
-                wait_until(lambda: settled(server, STORM_SOCKETS), 20, "the server to settle")
+                wait_until(
+                    lambda: settled(server, STORM_SOCKETS),
+                    ORPHANS_EXPIRE_WITHIN,
+                    f"the server to settle after storm {storm} ({stats})",
+                )
                 rss_after.append(rss_bytes(worker))
                 print(
                     f"storm {storm}: back in {back_after:.1f}s, 503 {stats['handshakeRefused']}, "
