@@ -19,7 +19,7 @@ class LoopLag:
     def __init__(self, interval: float = 0.1) -> None:
         self.interval = interval
         self._last = 0.0  # the lag of the last wake-up, seconds
-        self._due = time.monotonic() + interval  # when the next wake-up is expected
+        self._due = float("inf")  # when the next wake-up is expected (never, until started)
 
     def start(self) -> None:
         gevent.spawn(self._run_forever)

@@ -210,10 +210,9 @@ class RoomHandlers:
         self.limiter.forget(sid)
         self.opened.pop(sid, None)
         self._order.pop(sid, None)
-        if sid in self.stored:
-            self.stored.discard(sid)
-            return True
-        return False
+        stored = sid in self.stored
+        self.stored.discard(sid)
+        return stored
 
     def _storing(self, sid: str, write: Callable[..., _T], *args: Any) -> _T:
         """A store write that records ``sid``: marked once the write is over, so that a
