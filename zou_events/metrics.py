@@ -52,6 +52,7 @@ REFUSAL_REASONS = (
     "too_fast",
     "overloaded",
     "draining",
+    "origin",
 )
 DISCONNECT_REASONS = (
     "client",

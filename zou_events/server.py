@@ -5,7 +5,6 @@ from __future__ import annotations
 import functools
 from collections.abc import Callable
 from typing import Any
-from urllib.parse import urlsplit
 
 import socketio
 import structlog
@@ -15,6 +14,7 @@ from zou_events.auth import AuthRefused, Identity
 from zou_events.authenticator import Authenticator
 from zou_events.config import Settings
 from zou_events.manager import IndexedManager
+from zou_events.origin import OriginPolicy
 from zou_events.pings import Pinger
 from zou_events.sessions import Sessions
 from zou_events.websocket import WebSocket
@@ -30,20 +30,6 @@ _DISCONNECT_REASONS = {
     "transport close": "transport",
     "transport error": "transport",
 }
-
-
-class OriginPolicy:
-    """Same origin by default (host compared, not scheme: nginx may terminate TLS), plus an
-    explicit allow-list. Clients that send no Origin (gazu, desktop apps) are not browsers."""
-
-    def __init__(self, allowed: tuple[str, ...]) -> None:
-        self.allowed = frozenset(allowed)
-
-    def __call__(self, origin: str, environ: dict[str, Any]) -> bool:
-        if "*" in self.allowed or origin in self.allowed:
-            return True
-        host = environ.get("HTTP_X_FORWARDED_HOST") or environ.get("HTTP_HOST", "")
-        return bool(host) and urlsplit(origin).netloc == host.split(",")[0].strip()
 
 
 class EventServer(socketio.Server):

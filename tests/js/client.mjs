@@ -4,7 +4,8 @@
 // so it starts with HTTP long-polling and upgrades to WebSocket; the browser's cookie is
 // given as a header because Node has no cookie jar. With "count", it runs that many
 // sockets and tags every line with the socket's index "i"; with "summary", events are
-// reported by name and payload field "i" only (for high-volume tests).
+// reported by name and payload field "i" only (for high-volume tests). The command
+// {"cookie": "..."} replaces a socket's cookie for its next requests, as a browser's jar.
 import { io } from "socket.io-client";
 import readline from "node:readline";
 
@@ -16,11 +17,15 @@ if (config.cookie) options.extraHeaders = { Cookie: config.cookie };
 if (config.authorization) {
   options.extraHeaders = { ...(options.extraHeaders || {}), Authorization: config.authorization };
 }
+// Other headers a browser or a proxy sets (Origin, Host, X-Forwarded-Host).
+if (config.headers) options.extraHeaders = { ...(options.extraHeaders || {}), ...config.headers };
 if (config.auth) options.auth = config.auth;
 if (config.transports) options.transports = config.transports;
 
 function open(i) {
-  const socket = io(config.url + (config.namespace ?? "/events"), options);
+  // Each socket its own headers, so that one tab's cookie can be replaced (see "cookie").
+  const own = { ...options, extraHeaders: { ...(options.extraHeaders || {}) } };
+  const socket = io(config.url + (config.namespace ?? "/events"), own);
   const tag = (message) => out(config.count ? { ...message, i } : message);
   socket.io.on("open", () => {
     tag({ type: "open", transport: socket.io.engine.transport.name });
@@ -53,6 +58,10 @@ readline.createInterface({ input: process.stdin }).on("line", (line) => {
       socket.close();
     } else if (command.connect) {
       socket.connect();
+    } else if (command.cookie !== undefined) {
+      // A browser sends its cookie jar's current value with every request: the cookie
+      // Kitsu renewed meanwhile reaches the server at the next handshake (reconnection).
+      socket.io.opts.extraHeaders.Cookie = command.cookie;
     }
   }
   if (command.close) out({ type: "closed" });
