@@ -441,12 +441,18 @@ def zou_api_and_redis() -> list[Panel]:
         ),
         graph(
             "Redis re-subscriptions",
-            "Re-subscriptions after a lost Redis connection, per interval.",
+            "Re-subscriptions after a lost Redis connection, and restarts of the subscriber by "
+            "its watchdog (its loop died or stopped turning: a bug), per interval.",
             "short",
             Query(
                 f"sum by (instance) "
                 f"(increase({series('zou_events_redis_reconnects_total')}[$__rate_interval]))",
                 "{{instance}}",
+            ),
+            Query(
+                f"sum by (instance, reason) (increase("
+                f"{series('zou_events_redis_subscriber_restarts_total')}[$__rate_interval]))",
+                "{{instance}} restarted ({{reason}})",
             ),
         ).draw_style(common_models.GraphDrawStyle.BARS),
     ]

@@ -29,6 +29,7 @@ from zou_events.http_routes import HttpRoutes
 from zou_events.limits import RateLimiter
 from zou_events.liveness import Liveness
 from zou_events.loop_lag import LoopLag
+from zou_events.messages import max_message_bytes
 from zou_events.room_handlers import RoomHandlers
 from zou_events.rooms import (
     InstanceRegistry,
@@ -75,6 +76,7 @@ class Runtime:
                 ),
                 settings.channel,
                 self.fanout,
+                max_message_bytes(settings.room_payload_max_bytes),
             )
         self.sessions = Sessions(
             kick=lambda sid, reason: self.connections.kick(sid, reason),
@@ -259,6 +261,7 @@ def _export_limits(settings: Settings) -> None:
         "room_events_burst": settings.room_events_burst,
         "room_payload_max_bytes": settings.room_payload_max_bytes,
         "max_payload_bytes": settings.max_payload_bytes,
+        "redis_message_max_bytes": max_message_bytes(settings.room_payload_max_bytes),
     }.items():
         metrics.limits.labels(name).set(value)
 

@@ -11,7 +11,6 @@ beyond a list append happens here.
 
 from __future__ import annotations
 
-import json
 import time
 from collections.abc import Callable
 from typing import Any
@@ -23,8 +22,9 @@ from socketio import packet as sio_packet
 
 from zou_events import metrics
 from zou_events.frames import share_frame
-from zou_events.messages import Emit, RoomChange
+from zou_events.messages import DroppedMessage, Emit, RoomChange
 from zou_events.outbox import flusher
+from zou_events.strict_json import STRICT
 
 log = structlog.get_logger("zou_events.fanout")
 
@@ -103,8 +103,19 @@ class Fanout:
         return list(found.values())
 
     def apply_room_change(self, change: RoomChange) -> None:
-        """Room membership and disconnects published by other instances."""
+        """Room membership and disconnects published by other instances.
+
+        python-socketio's manager keeps each socket in a room named by its sid and every
+        connected socket in the room ``None``: entering or closing a sid room raises, and
+        leaving or closing one of them (or ``None``) silences sockets. Such changes are
+        refused (DroppedMessage) before the manager sees them.
+        """
         manager = self.server.manager
+        if change.method != "disconnect":
+            if change.room is None:
+                raise DroppedMessage("no_room", f"{change.method} without a room")
+            if manager.is_sid_room(change.namespace, change.room):
+                raise DroppedMessage("sid_room", f"{change.method} of a socket's own room")
         if change.method == "close_room":
             manager.close_room(change.room, change.namespace)
             return
@@ -146,4 +157,4 @@ class Fanout:
             "host_id": self.host_id,
             "zou_events_published_at": time.time(),
         }
-        return json.dumps(message, separators=(",", ":")).encode()
+        return STRICT.dumps(message, separators=(",", ":")).encode()  # no NaN, ever

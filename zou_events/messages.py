@@ -4,21 +4,33 @@ Zou's API publishes with python-socketio's write-only RedisManager. Every JSON-e
 is accepted (5.14: ``data`` is the raw argument; 5.14.3/5.15: adds ``binary``; 5.16+:
 ``data`` is the list of arguments) and read the way python-socketio 5.16+ reads it. The
 pickle era (python-socketio <= 5.13, Zou <= 0.20.76) is refused: unpickling data from the
-network would let whoever can publish on Redis run code here.
+network would let whoever can publish on Redis run code here. JSON is read bounded and as
+browsers read it (strict_json.py): what a client could not parse is refused here, once,
+rather than passed on to every socket.
 """
 
 from __future__ import annotations
 
 import base64
 import binascii
-import json
 from dataclasses import dataclass
 from typing import Any
 
 from socketio.packet import Packet
 
+from zou_events.strict_json import BoundedJson, Refused
+
 _PICKLE_PROTOCOL_2_PLUS = 0x80
 MAX_ID_LENGTH = 256
+# Zou's events are a few hundred bytes; room events between instances carry a payload of
+# ZOU_EVENTS_ROOM_PAYLOAD_MAX_BYTES at most, plus the envelope.
+DEFAULT_MAX_BYTES = 2**20
+_ENVELOPE_BYTES = 2**16
+
+
+def max_message_bytes(room_payload_max_bytes: int) -> int:
+    """The largest message read from Redis: 1 MiB, or a room payload and its envelope."""
+    return max(DEFAULT_MAX_BYTES, room_payload_max_bytes + _ENVELOPE_BYTES)
 
 
 class DroppedMessage(Exception):
@@ -96,14 +108,14 @@ def _arguments(message: dict[str, Any]) -> list[Any]:
     return [data]  # 5.14 and 5.15 published the raw argument
 
 
-def decode(raw: bytes | str) -> Message | None:
+def decode(raw: bytes | str, max_bytes: int = DEFAULT_MAX_BYTES) -> Message | None:
     """Decode one Redis message; None for messages with nothing to do here (callbacks)."""
     if isinstance(raw, bytes) and raw[:1] == bytes([_PICKLE_PROTOCOL_2_PLUS]):
         raise DroppedMessage("pickle", "pickle-encoded message (python-socketio <= 5.13)")
     try:
-        message = json.loads(raw)
-    except (ValueError, UnicodeDecodeError):
-        raise DroppedMessage("malformed_json", "message is not valid JSON") from None
+        message = BoundedJson(max_bytes=max_bytes).loads(raw)
+    except Refused as refused:
+        raise DroppedMessage(refused.reason, str(refused)) from None
     if not isinstance(message, dict):
         raise DroppedMessage("not_an_object", "message is not a JSON object")
     method = message.get("method")

@@ -65,7 +65,20 @@ DISCONNECT_REASONS = (
     "server_shutdown",
     "server",
 )
-DROP_REASONS = ("malformed_json", "not_an_object", "pickle", "unknown_method", "bad_field")
+DROP_REASONS = (
+    "malformed_json",
+    "not_an_object",
+    "pickle",
+    "unknown_method",
+    "bad_field",
+    "too_large",
+    "too_deep",
+    "bad_number",
+    "no_room",
+    "sid_room",
+    "error",
+)
+SUBSCRIBER_RESTART_REASONS = ("died", "stalled")
 ROOM_RELAYS = (
     "add-annotation",
     "update-annotation",
@@ -155,6 +168,16 @@ redis_subscribed = Gauge(
 redis_reconnects = Counter(
     "zou_events_redis_reconnects_total", "Re-subscriptions to Redis after a lost connection"
 )
+redis_last_heard_timestamp = Gauge(
+    "zou_events_redis_last_heard_timestamp_seconds",
+    "Unix time at which the subscription last read something from Redis (a message or a ping "
+    "answer: every 5 s at least while it works)",
+)
+redis_subscriber_restarts = Counter(
+    "zou_events_redis_subscriber_restarts_total",
+    "Restarts of the Redis subscriber by its watchdog (its loop died or stopped turning)",
+    ["reason"],
+)
 room_events = Counter("zou_events_room_events_total", "Client room events received", ["event"])
 room_events_refused = Counter(
     "zou_events_room_events_refused_total", "Client room events refused", ["event", "reason"]
@@ -214,6 +237,8 @@ def _initialise_label_sets() -> None:
         redis_messages.labels(family)
     for reason in DROP_REASONS:
         redis_messages_dropped.labels(reason)
+    for reason in SUBSCRIBER_RESTART_REASONS:
+        redis_subscriber_restarts.labels(reason)
     for event in ROOM_EVENTS:
         room_events.labels(event)
         for reason in ROOM_REFUSALS:

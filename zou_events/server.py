@@ -17,6 +17,7 @@ from zou_events.manager import IndexedManager
 from zou_events.origin import OriginPolicy
 from zou_events.pings import Pinger
 from zou_events.sessions import Sessions
+from zou_events.strict_json import ClientPacket
 from zou_events.websocket import WebSocket
 
 log = structlog.get_logger("zou_events.server")
@@ -38,6 +39,8 @@ class EventServer(socketio.Server):
     def __init__(self, settings: Settings) -> None:
         super().__init__(
             client_manager=IndexedManager(),
+            # bounded JSON as browsers read it (no NaN/Infinity), for this server's packets only
+            serializer=ClientPacket,
             async_mode="gevent",
             cors_allowed_origins=OriginPolicy(settings.cors_allowed_origins),
             cors_credentials=bool(settings.cors_allowed_origins),

@@ -1,4 +1,5 @@
-"""Decoding python-socketio message-queue messages, every JSON-era format (pure)."""
+"""Decoding python-socketio message-queue messages, every JSON-era format, and the room
+changes among them applied to a real server's manager (no I/O)."""
 
 from __future__ import annotations
 
@@ -7,7 +8,17 @@ import pickle
 
 import pytest
 
-from zou_events.messages import DroppedMessage, Emit, RoomChange, decode
+from zou_events.config import load_settings
+from zou_events.fanout import Fanout
+from zou_events.messages import (
+    DEFAULT_MAX_BYTES,
+    DroppedMessage,
+    Emit,
+    RoomChange,
+    decode,
+    max_message_bytes,
+)
+from zou_events.server import EventServer
 
 
 def message(**fields: object) -> bytes:
@@ -73,3 +84,84 @@ def test_unusable_messages_are_refused_with_a_reason(raw: bytes, reason: str) ->
     with pytest.raises(DroppedMessage) as refused:
         decode(raw)
     assert refused.value.reason == reason
+
+
+def nested(depth: int) -> object:
+    value: object = "bottom"
+    for _ in range(depth):
+        value = [value]
+    return value
+
+
+@pytest.mark.parametrize(
+    ("raw", "reason"),
+    [
+        (b'{"method":"emit","event":"x","data":[{"fps":NaN}]}', "bad_number"),
+        (b'{"method":"emit","event":"x","data":[Infinity]}', "bad_number"),
+        (b'{"method":"emit","event":"x","data":[1e400]}', "bad_number"),
+        (message(data=[nested(300)]), "too_deep"),  # fatal to python-socketio past ~450
+        (b'{"data":' * 100_000 + b"1" + b"}" * 100_000, "too_deep"),
+        (message(data=["x" * DEFAULT_MAX_BYTES]), "too_large"),
+    ],
+)
+def test_messages_a_browser_could_not_read_are_refused(raw: bytes, reason: str) -> None:
+    with pytest.raises(DroppedMessage) as refused:
+        decode(raw)
+    assert refused.value.reason == reason
+
+
+def test_size_limit_follows_the_room_payload_limit() -> None:
+    big = message(data=["x" * DEFAULT_MAX_BYTES])
+    limit = max_message_bytes(room_payload_max_bytes=2 * DEFAULT_MAX_BYTES)
+    assert isinstance(decode(big, limit), Emit)
+    assert max_message_bytes(room_payload_max_bytes=1024) == DEFAULT_MAX_BYTES
+
+
+# --- room changes applied to the manager of a real server ----------------------------------
+
+
+@pytest.fixture
+def fanout() -> Fanout:
+    return Fanout(EventServer(load_settings({"SECRET_KEY": "k" * 32})), host_id="here")
+
+
+def connected(fanout: Fanout) -> str:
+    eio_sid = fanout.server.eio.generate_id()
+    return fanout.server.manager.connect(eio_sid, "/events")
+
+
+@pytest.mark.parametrize("method", ["enter_room", "leave_room", "close_room"])
+def test_room_changes_aimed_at_a_sid_room_are_refused(fanout: Fanout, method: str) -> None:
+    alice, bob = connected(fanout), connected(fanout)
+    for sid, room in ((alice, bob), (alice, alice), (None, bob)):
+        with pytest.raises(DroppedMessage) as refused:
+            fanout.apply_room_change(RoomChange(method, sid, "/events", room, "other"))
+        assert refused.value.reason == "sid_room"
+    manager = fanout.server.manager
+    assert manager.get_rooms(alice, "/events") == [alice]
+    assert manager.get_rooms(bob, "/events") == [bob]
+    assert manager.is_connected(alice, "/events") and manager.is_connected(bob, "/events")
+
+
+@pytest.mark.parametrize("method", ["enter_room", "leave_room", "close_room"])
+def test_room_changes_without_a_room_are_refused(fanout: Fanout, method: str) -> None:
+    alice = connected(fanout)
+    with pytest.raises(DroppedMessage) as refused:
+        fanout.apply_room_change(RoomChange(method, alice, "/events", None, "other"))
+    assert refused.value.reason == "no_room"
+    assert fanout.server.manager.is_connected(alice, "/events")  # close_room(None) empties it
+
+
+def test_ordinary_room_changes_are_applied(fanout: Fanout) -> None:
+    alice, bob = connected(fanout), connected(fanout)
+    manager = fanout.server.manager
+    fanout.apply_room_change(RoomChange("enter_room", alice, "/events", "P", "other"))
+    fanout.apply_room_change(RoomChange("enter_room", bob, "/events", "P", "other"))
+    fanout.apply_room_change(RoomChange("leave_room", "person-id", "/events", "P", "zou"))
+    assert sorted(sid for sid, _ in manager.get_participants("/events", "P")) == sorted(
+        [alice, bob]
+    )
+    fanout.apply_room_change(RoomChange("leave_room", bob, "/events", "P", "other"))
+    assert [sid for sid, _ in manager.get_participants("/events", "P")] == [alice]
+    fanout.apply_room_change(RoomChange("close_room", None, "/events", "P", "other"))
+    assert manager.get_rooms(alice, "/events") == [alice]
