@@ -92,6 +92,8 @@ ROOM_REFUSALS = (
     "invalid_payload",
     "no_access",
     "not_opened",
+    "not_in_room",
+    "not_connected",
     "preview_account",
     "rate_limited",
     "too_large",

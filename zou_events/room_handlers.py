@@ -2,7 +2,9 @@
 
 Fixes over Zou 1.0.97 (docs/compatibility.md): events without a valid ``playlist_id`` are
 dropped instead of broadcast to everyone; ``room-updated`` and the relays are accepted only
-from sockets that opened the room; the stored ``user_id`` is the authenticated identity.
+from sockets that opened the room, ``leave`` and ``close-playlist`` only from sockets in it
+(a stranger's event changes nothing and broadcasts nothing); the stored ``user_id`` is the
+authenticated identity.
 As in Zou 1.0.97, preview accounts may watch but not drive. A refused event gets the same
 answer as in Zou (nothing, or an empty ACK) plus a log line and a counter.
 """
@@ -22,6 +24,7 @@ from zou_events import metrics
 from zou_events.auth import Identity
 from zou_events.fanout import Fanout
 from zou_events.limits import RateLimiter
+from zou_events.log_limit import log_misbehaviour
 from zou_events.rooms import PeopleChange, RoomStore, rules
 from zou_events.server import EVENTS, ConnectionHandlers
 from zou_events.zou_api import ZouApi, ZouUnavailable
@@ -104,6 +107,7 @@ class RoomHandlers:
             structlog.contextvars.bind_contextvars(person_id=identity.person_id, playlist_id=room)
             try:
                 self._check(sid, data, room)
+                self._must_be_in(sid, name, room)
                 handler(sid, identity, room, data, *args[1:])
             except Refused as refused:
                 self._refused(sid, name, refused.reason)
@@ -129,10 +133,19 @@ class RoomHandlers:
         if _nested_deeper(data, MAX_PAYLOAD_DEPTH):
             raise Refused("invalid_payload")
 
+    def _must_be_in(self, sid: str, name: str, room: str) -> None:
+        """Only entering (open, join) is open to a socket outside the room (rules.py)."""
+        if name in rules.ENTRY_EVENTS:
+            return
+        refusal = rules.membership_refusal(name, *self.store.membership(room, sid))
+        if refusal is not None:
+            raise Refused(refusal)
+
     def _refused(self, sid: str, name: str, reason: str) -> None:
         metrics.room_events_refused.labels(name, reason).inc()
         if reason != "rate_limited" or self.limiter.refusals(sid) == 1:
-            log.info("room event refused", reason=reason)  # a flood logs once per window
+            # a socket's flood logs once per window; many sockets' floods, a few lines
+            log_misbehaviour(log, "info", "room event refused", reason=reason)
         if reason == "rate_limited" and self.limiter.should_kick(sid):
             self.connections.kick(sid, "rate_limited")
 
@@ -147,11 +160,11 @@ class RoomHandlers:
         if not allowed:
             raise Refused("no_access")
 
-    def _may_drive(self, sid: str, identity: Identity, room: str) -> None:
+    @staticmethod
+    def _may_drive(identity: Identity) -> None:
+        """Opening the room is checked by the guard (rules.membership_refusal)."""
         if identity.is_preview_account:
             raise Refused("preview_account")
-        if not self.store.is_opener(room, sid):
-            raise Refused("not_opened")
 
     # --- the events -----------------------------------------------------------------------
 
@@ -190,14 +203,14 @@ class RoomHandlers:
     def room_updated(
         self, sid: str, identity: Identity, room: str, data: Any, only_newcomer: Any = False, *_
     ) -> None:
-        self._may_drive(sid, identity, room)
+        self._may_drive(identity)
         state = self.store.update(room, data, identity.person_id)
         if state is not None:
             self.fanout.emit(ROOM_UPDATED, rules.room_updated(state, only_newcomer), EVENTS, room)
 
     def _relay(self, name: str) -> Callable[..., None]:
         def relay(sid: str, identity: Identity, room: str, data: Any, *_: Any) -> None:
-            self._may_drive(sid, identity, room)
+            self._may_drive(identity)
             self.fanout.emit(PREFIX + name, data, EVENTS, room)  # verbatim, sender included
 
         return relay

@@ -13,6 +13,7 @@ from zou_events import backlog, metrics
 from zou_events.auth import AuthRefused, Identity
 from zou_events.authenticator import Authenticator
 from zou_events.config import Settings
+from zou_events.log_limit import log_misbehaviour
 from zou_events.manager import IndexedManager
 from zou_events.origin import OriginPolicy
 from zou_events.pings import Pinger
@@ -24,6 +25,9 @@ log = structlog.get_logger("zou_events.server")
 
 EVENTS = "/events"
 ACCEPTED_NAMESPACES = ("/", EVENTS)
+
+# Kicks after which the client should come back by itself (see ConnectionHandlers.kick).
+RECONNECT_REASONS = frozenset({"token_expired"})
 
 _DISCONNECT_REASONS = {
     "client disconnect": "client",
@@ -83,8 +87,14 @@ class EventServer(socketio.Server):
             super()._handle_eio_message(eio_sid, data)
         except (ValueError, TypeError, KeyError, IndexError, RecursionError) as error:
             metrics.client_packets_dropped.inc()
-            log.warning(
-                "dropped client packet", eio_sid=eio_sid, error=type(error).__name__, size=len(data)
+            log_misbehaviour(
+                log,
+                "warning",
+                "dropped client packet",
+                reason="undecodable",
+                eio_sid=eio_sid,
+                error=type(error).__name__,
+                size=len(data),
             )
 
     def _handle_connect(self, eio_sid: str, namespace: str | None, data: Any) -> None:
@@ -110,19 +120,33 @@ class ConnectionHandlers:
         sio.on("disconnect", self.disconnect_default, namespace="/")
 
     def kick(self, sid: str, reason: str) -> None:
-        """Disconnect an /events socket on the server's initiative, with a metrics reason."""
+        """Disconnect an /events socket on the server's initiative, with a metrics reason.
+
+        A Socket.IO DISCONNECT is final for socket.io-client (no reconnection): right for a
+        revoked token or an abusive client. At expiry the transport is ended instead, as
+        the drain does: the client reconnects by itself with its current cookie, accepted
+        if it was renewed meanwhile, refused with Zou's message if not.
+        """
         if self.sessions.get(sid) is None:
             return
         self.kick_reasons[sid] = reason
         log.info("disconnecting socket", sid=sid, reason=reason)
-        self.sio.disconnect(sid, namespace=EVENTS)
+        if reason not in RECONNECT_REASONS:
+            self.sio.disconnect(sid, namespace=EVENTS)
+            return
+        eio_sid = self.sio.manager.eio_sid_from_sid(sid, EVENTS)
+        socket = self.sio.eio.sockets.get(eio_sid) if eio_sid else None
+        if socket is not None:
+            socket.close(wait=False, abort=True, reason=self.sio.eio.reason.SERVER_DISCONNECT)
 
     def connect_events(self, sid: str, environ: dict[str, Any], auth: Any = None) -> None:
         try:
             identity = self.authenticator.authenticate(environ, auth)
         except AuthRefused as refused:
             metrics.connections_refused.labels(refused.reason).inc()
-            log.info("connection refused", sid=sid, namespace=EVENTS, reason=refused.reason)
+            log_misbehaviour(
+                log, "info", "connection refused", reason=refused.reason, sid=sid, namespace=EVENTS
+            )
             raise socketio.exceptions.ConnectionRefusedError(refused.message) from None
         self.sessions.add(sid, identity)
         metrics.connections_accepted.labels(EVENTS).inc()

@@ -1,9 +1,10 @@
 """Authenticated sockets of /events: who they are, and cutting them when their token dies.
 
-A socket is disconnected at its token's ``exp`` (one event-loop timer per socket, lighter
-than a greenlet waiting for it; the kick gets a greenlet when it fires) and within one sweep
-interval of its ``jti`` being revoked in Zou's Redis store (one batched MGET per sweep), not
-only at its next message as in Zou.
+A socket is cut at its token's ``exp`` (one event-loop timer per socket, lighter than a
+greenlet waiting for it; the kick gets a greenlet when it fires: its transport ends, so the
+client reconnects with its current cookie) and within one sweep interval of its ``jti``
+being revoked in Zou's Redis store (one batched MGET per sweep), not only at its next
+message as in Zou.
 """
 
 from __future__ import annotations

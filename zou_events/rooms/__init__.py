@@ -8,13 +8,14 @@ from zou_events.rooms.cluster import (
     MemoryInstanceRegistry,
     RedisInstanceRegistry,
 )
-from zou_events.rooms.store import PeopleChange, RoomStats, RoomStore
+from zou_events.rooms.store import Membership, PeopleChange, RoomStats, RoomStore
 from zou_events.rooms.store_memory import MemoryRoomStore
 from zou_events.rooms.store_redis import RedisRoomStore
 
 __all__ = [
     "ClusterStats",
     "InstanceRegistry",
+    "Membership",
     "MemoryInstanceRegistry",
     "MemoryRoomStore",
     "PeopleChange",

@@ -133,6 +133,28 @@ def room_id(payload: object) -> str | None:
     return None
 
 
+# How a socket enters a room: Zou's access check decides (``open-playlist``, ``join``).
+ENTRY_EVENTS = frozenset({"open-playlist", "join"})
+# Events about the socket's own place in the room: they need it in the room.
+PLACE_EVENTS = frozenset({"leave", "close-playlist"})
+
+
+def membership_refusal(event: str, opened: bool, joined: bool) -> str | None:
+    """Why a socket may not send ``event`` to a room it has ``opened`` and/or ``joined``,
+    or None.
+
+    A socket that is not in a room (neither opened nor joined) changes nothing there and
+    makes it broadcast nothing: Zou would answer a stranger's ``leave`` with a
+    ``room-people-updated`` to every member. Driving the room (``room-updated``, relays)
+    needs it opened: Zou lets any socket push state into any room.
+    """
+    if event in ENTRY_EVENTS:
+        return None
+    if event in PLACE_EVENTS:
+        return None if opened or joined else "not_in_room"
+    return None if opened else "not_opened"
+
+
 def status_update(payload: object, user_id: str | None) -> dict[str, Any]:
     """The fields ``_update_room_playing_status`` writes for this payload, cleaned.
 

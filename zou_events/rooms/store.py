@@ -32,6 +32,11 @@ class RoomStats:
     people_per_room: dict[int, int] = field(default_factory=dict)  # len(people) -> rooms
 
 
+class Membership(NamedTuple):
+    opened: bool  # the socket opened the room (it receives the room's emits)
+    joined: bool  # the socket's person is present through it
+
+
 class RoomStore(Protocol):
     def open(self, room_id: str, sid: str, instance_id: str) -> list[str]:
         """Record that ``sid`` (held by ``instance_id``) opened the room; its people."""
@@ -40,6 +45,9 @@ class RoomStore(Protocol):
         """Forget that ``sid`` opened the room (its presence, if any, stays)."""
 
     def is_opener(self, room_id: str, sid: str) -> bool: ...
+
+    def membership(self, room_id: str, sid: str) -> Membership:
+        """Whether the socket opened and whether it joined the room (one round trip)."""
 
     def join(
         self, room_id: str, sid: str, instance_id: str, person_id: str, payload: object

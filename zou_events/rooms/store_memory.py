@@ -12,6 +12,7 @@ from typing import Any
 
 from zou_events.rooms import rules
 from zou_events.rooms.store import (
+    Membership,
     PeopleChange,
     RoomStats,
     decode_fields,
@@ -55,6 +56,13 @@ class MemoryRoomStore:
         with self._lock:
             room = self._rooms.get(room_id)
             return room is not None and sid in room.openers
+
+    def membership(self, room_id: str, sid: str) -> Membership:
+        with self._lock:
+            room = self._rooms.get(room_id)
+            if room is None:
+                return Membership(opened=False, joined=False)
+            return Membership(opened=sid in room.openers, joined=sid in room.sockets)
 
     def join(
         self, room_id: str, sid: str, instance_id: str, person_id: str, payload: object

@@ -13,6 +13,7 @@ from zou_events.rooms import rules
 from zou_events.rooms.keys import Keys
 from zou_events.rooms.scripts import SCRIPTS
 from zou_events.rooms.store import (
+    Membership,
     PeopleChange,
     RoomStats,
     decode_fields,
@@ -36,6 +37,13 @@ class RedisRoomStore:
 
     def is_opener(self, room_id: str, sid: str) -> bool:
         return bool(self._client.sismember(self._keys.room(room_id, "openers"), sid))
+
+    def membership(self, room_id: str, sid: str) -> Membership:
+        pipe = self._client.pipeline(transaction=False)
+        pipe.sismember(self._keys.room(room_id, "openers"), sid)
+        pipe.hexists(self._keys.room(room_id, "sockets"), sid)
+        opened, joined = pipe.execute()
+        return Membership(opened=bool(opened), joined=bool(joined))
 
     def join(
         self, room_id: str, sid: str, instance_id: str, person_id: str, payload: object
