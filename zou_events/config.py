@@ -12,6 +12,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import TypeVar
 
+from zou_events import session_ids
+
 INSECURE_SECRET_KEY = "mysecretkey"  # Zou's default, refused by Zou itself
 KV_EVENTS_DB_INDEX = 2  # hard-coded in Zou: the pub/sub URL points at DB 2
 AUTH_TOKEN_BLACKLIST_DB_INDEX = 0  # Zou's revoked-token store
@@ -54,6 +56,7 @@ class Settings:
     channel: str
     key_prefix: str
     instance_id: str
+    instance_tag: str  # names the instance in its session ids, with the port
     log_level: str
     log_format: str
     access_log: bool
@@ -160,6 +163,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         password=env.get("KV_PASSWORD") or None,
         explicit=bool(env.get("KV_HOST")),
     )
+    instance_id = _text(env, "ZOU_EVENTS_INSTANCE_ID", "") or f"{socket.gethostname()}:{port}"
     zou_api_raw = env.get("ZOU_EVENTS_ZOU_API_URL")
     zou_api_url = (
         "http://127.0.0.1:5000"
@@ -194,7 +198,14 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         ),
         channel=_text(env, "ZOU_EVENTS_CHANNEL", DEFAULT_CHANNEL) or DEFAULT_CHANNEL,
         key_prefix=_text(env, "ZOU_EVENTS_KEY_PREFIX", "zou-events:") or "zou-events:",
-        instance_id=_text(env, "ZOU_EVENTS_INSTANCE_ID", "") or f"{socket.gethostname()}:{port}",
+        instance_id=instance_id,
+        instance_tag=_parsed(
+            env,
+            "ZOU_EVENTS_INSTANCE_TAG",
+            session_ids.default_tag(instance_id),
+            session_ids.parse_tag,
+            session_ids.TAG_HELP,
+        ),
         log_level=_parsed(
             env,
             "ZOU_EVENTS_LOG_LEVEL",

@@ -9,7 +9,7 @@ from typing import Any
 import socketio
 import structlog
 
-from zou_events import backlog, metrics
+from zou_events import backlog, metrics, session_ids
 from zou_events.auth import AuthRefused, Identity
 from zou_events.authenticator import Authenticator
 from zou_events.config import Settings
@@ -60,6 +60,9 @@ class EventServer(socketio.Server):
         self.queue_limits = (settings.send_queue_max_messages, settings.send_queue_max_bytes)
         websocket = functools.partial(WebSocket, send_limits=self.queue_limits)
         self.eio._async = {**self.eio._async, "websocket": websocket}
+        # Session ids name this instance, so nginx routes each session's requests to it.
+        instance = session_ids.instance_name(settings.instance_tag, settings.port)
+        self.eio.generate_id = session_ids.tagged(instance, self.eio.generate_id)
         self.pinger = Pinger(settings.ping_interval)
         # Open Engine.IO sessions: engineio keeps closed ones in its table until its service
         # task sweeps them (every ping timeout), so its size is no measure for admission.
