@@ -1,0 +1,191 @@
+"""No message on Zou's channel and no client packet can silence an instance (issue 10).
+
+A real server on a private Redis, Kitsu's socket.io-client and raw WebSocket sockets (whose
+namespace sid the test knows, to aim room changes at it). Each bad message is published on
+the channel, then an ordinary event: it must reach every client, the bad one must be
+dropped and counted, and /ready must stay true. A review-room relay carrying NaN must not
+reach the other reviewers (socket.io-client cannot parse it and disconnects).
+"""
+
+from __future__ import annotations
+
+import json
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import pytest
+import websocket
+
+from tests.integration.rooms_support import metric
+from tests.support.js_client import JsClient
+from tests.support.redis_server import RedisServer
+from tests.support.server import ServerHandle, start_server, wait_until
+from tests.support.tokens import make_token
+
+CHANNEL = "flask-socketio"
+DROPPED = "zou_events_redis_messages_dropped_total"
+
+
+class RawSocket:
+    """One /events socket over a raw WebSocket: its namespace sid is known, every packet seen."""
+
+    def __init__(self, server: ServerHandle) -> None:
+        token = make_token(server.secret_key)
+        self.ws = websocket.create_connection(
+            f"ws://127.0.0.1:{server.port}/socket.io/?EIO=4&transport=websocket",
+            header=[f"Cookie: access_token_cookie={token}"],
+            timeout=10,
+        )
+        assert self.ws.recv().startswith("0{")
+        self.ws.send("40/events,")
+        connected = self.ws.recv()
+        assert connected.startswith("40/events,"), connected
+        self.sid: str = json.loads(connected.removeprefix("40/events,"))["sid"]
+
+    def send_event(self, event: str, payload: str) -> None:
+        self.ws.send(f'42/events,["{event}",{payload}]')
+
+    def next_event(self, event: str, timeout: float = 10.0) -> list[Any]:
+        """The arguments of the next ``event`` (pings answered, other packets skipped)."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            self.ws.settimeout(max(0.1, deadline - time.monotonic()))
+            try:
+                packet = self.ws.recv()
+            except websocket.WebSocketTimeoutException:
+                break
+            if packet == "2":
+                self.ws.send("3")
+            elif packet.startswith("42/events,"):
+                name, *args = json.loads(packet.removeprefix("42/events,"))
+                if name == event:
+                    return args
+        raise AssertionError(f"no {event} within {timeout}s")
+
+    def close(self) -> None:
+        self.ws.close()
+
+
+@pytest.fixture(scope="module")
+def private_redis() -> Iterator[RedisServer]:
+    redis_server = RedisServer()
+    redis_server.start()
+    yield redis_server
+    redis_server.remove()
+
+
+@pytest.fixture
+def server(private_redis: RedisServer) -> Iterator[ServerHandle]:
+    """A fresh instance per test: on code without the boundary, one message stops it."""
+    with start_server({"KV_HOST": "127.0.0.1", "KV_PORT": str(private_redis.port)}) as handle:
+        yield handle
+
+
+def emit(event: str, data: str) -> str:
+    """A message as Zou publishes it (python-socketio 5.16), ``data`` as raw JSON text."""
+    return (
+        f'{{"method":"emit","event":"{event}","data":{data},"binary":false,'
+        '"namespace":"/events","room":null,"skip_sid":null,"callback":null,"host_id":"zou"}'
+    )
+
+
+def room_change(method: str, sid: str | None, room: str | None) -> str:
+    return json.dumps(
+        {"method": method, "sid": sid, "room": room, "namespace": "/events", "host_id": "zou"}
+    )
+
+
+def nested(depth: int) -> str:
+    return "[" * depth + "1" + "]" * depth
+
+
+# (bad message built from two sockets' sids, the drop reason). Each one, on code without
+# the boundary, stopped the subscriber (RecursionError, ValueError from python-socketio's
+# manager) or silenced sockets, or disconnected every socket.io-client.
+BAD_MESSAGES: dict[str, tuple[Callable[[str, str], str], str]] = {
+    "json nested past the recursion limit": (
+        lambda a, b: emit("main:bad", nested(100_000)),
+        "too_deep",
+    ),
+    "emit data nested 600 levels": (lambda a, b: emit("main:bad", f"[{nested(600)}]"), "too_deep"),
+    "emit data with NaN": (lambda a, b: emit("main:bad", '[{"fps": NaN}]'), "bad_number"),
+    "emit data with Infinity": (
+        lambda a, b: emit("main:bad", "[[-Infinity, 1e999]]"),
+        "bad_number",
+    ),
+    "enter_room of another socket's sid room": (
+        lambda a, b: room_change("enter_room", a, b),
+        "sid_room",
+    ),
+    "close_room of a sid room": (lambda a, b: room_change("close_room", None, a), "sid_room"),
+    "close_room without a room": (lambda a, b: room_change("close_room", None, None), "no_room"),
+    "leave_room without a room": (lambda a, b: room_change("leave_room", a, None), "no_room"),
+}
+
+
+@pytest.mark.parametrize("case", BAD_MESSAGES)
+def test_a_bad_message_is_dropped_and_the_next_event_reaches_everyone(
+    case: str, server: ServerHandle, private_redis: RedisServer
+) -> None:
+    build, reason = BAD_MESSAGES[case]
+    publisher = private_redis.client(db=2)
+    kitsu = JsClient(server.url, auth={"token": make_token(server.secret_key)})
+    alice, bob = RawSocket(server), RawSocket(server)
+    try:
+        kitsu.wait_type("connect")
+        before = metric(server, DROPPED, reason=reason)
+        assert publisher.publish(CHANNEL, build(alice.sid, bob.sid)) == 1
+        publisher.publish(CHANNEL, emit("main:after", '[{"ok": true}]'))
+        assert alice.next_event("main:after") == [{"ok": True}]
+        assert bob.next_event("main:after") == [{"ok": True}]
+        assert kitsu.wait_event("main:after")["args"] == [{"ok": True}]
+        assert not [
+            m
+            for m in kitsu.seen
+            if m["type"] in ("disconnect", "event") and m.get("event") != "main:after"
+        ], kitsu.seen
+        wait_until(lambda: metric(server, DROPPED, reason=reason) == before + 1, 5, "the drop")
+        assert server.is_ready()
+        assert metric(server, "zou_events_redis_subscriber_restarts_total", reason="died") == 0
+        assert '"dropped redis message"' in server.logs()
+    finally:
+        kitsu.close()
+        alice.close()
+        bob.close()
+
+
+def test_a_relay_with_nan_does_not_reach_the_other_reviewers(server: ServerHandle) -> None:
+    room = str(uuid.uuid4())
+    opened = f'{{"playlist_id": "{room}"}}'
+    reviewer = JsClient(server.url, auth={"token": make_token(server.secret_key)})
+    sender = RawSocket(server)
+    try:
+        reviewer.wait_type("connect")
+        reviewer.emit("preview-room:open-playlist", {"playlist_id": room})
+        reviewer.wait_event("preview-room:room-people-updated")
+        sender.send_event("preview-room:open-playlist", opened)
+        sender.next_event("preview-room:room-people-updated")
+        before = metric(server, "zou_events_client_packets_dropped_total")
+        for poison in ("NaN", "Infinity", "-Infinity", "1e999"):
+            sender.send_event(
+                "preview-room:panzoom-changed",
+                f'{{"playlist_id": "{room}", "data": {{"x": {poison}, "y": 0, "zoom": 1}}}}',
+            )
+        sender.send_event(
+            "preview-room:panzoom-changed",
+            f'{{"playlist_id": "{room}", "data": {{"x": 0.5, "y": 0, "zoom": 1}}}}',
+        )
+        relayed = reviewer.wait_event("preview-room:panzoom-changed")
+        assert relayed["args"] == [{"playlist_id": room, "data": {"x": 0.5, "y": 0, "zoom": 1}}]
+        assert len(reviewer.events("preview-room:panzoom-changed")) == 1
+        assert not [m for m in reviewer.seen if m["type"] == "disconnect"]
+        wait_until(
+            lambda: metric(server, "zou_events_client_packets_dropped_total") == before + 4,
+            5,
+            "the four packets dropped",
+        )
+    finally:
+        reviewer.close()
+        sender.close()
