@@ -260,10 +260,16 @@ def connections() -> list[Panel]:
         ),
         graph(
             "Connections refused /s by reason",
-            "Why clients were turned away: token problems, Zou unavailable, capacity or drain.",
+            "Why clients were turned away: token problems, Zou unavailable, capacity or drain, "
+            "no namespace joined in time (connect_timeout); and long-polling POSTs refused "
+            "(too large, body timeout, undecodable, refused by Engine.IO).",
             "ops",
             Query(
                 f"sum by (reason) ({rate('zou_events_connections_refused_total')})", "{{reason}}"
+            ),
+            Query(
+                f"sum by (reason) ({rate('zou_events_polling_requests_refused_total')})",
+                "polling {{reason}}",
             ),
             width=6,
             stacked=True,
@@ -287,6 +293,16 @@ def connections() -> list[Panel]:
             "revoked, it was rate limited or too slow, or the server shut down.",
             "ops",
             Query(f"sum by (reason) ({rate('zou_events_disconnects_total')})", "{{reason}}"),
+            width=6,
+            stacked=True,
+        ),
+        graph(
+            "Clients cut /s by reason",
+            "Sessions and WebSockets cut for what their client sent (over the inbound budget, "
+            "too big, a WebSocket protocol error, no Engine.IO packet) or did not read, "
+            "counted even when they never joined a namespace.",
+            "ops",
+            Query(f"sum by (reason) ({rate('zou_events_sockets_cut_total')})", "{{reason}}"),
             width=6,
             stacked=True,
         ),

@@ -3,13 +3,20 @@ how far behind the event loop may run.
 
 Beyond any limit the handshake gets HTTP 503 at once (cheap for the worker, and nginx or
 the client backs off and retries), while the sockets already connected keep being served.
+Whether a request is new is decided on the session table, never on the query string's
+shape: only a ``sid`` naming an open session of this process makes a request an old one.
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import Any
+from urllib.parse import parse_qs
+
+from zou_events import metrics
+
+ENGINEIO_PATH = "/socket.io/"  # engineio's own prefix test: anything else is not Engine.IO
 
 OVER_CAPACITY, TOO_FAST, OVERLOADED, DRAINING = (
     "over_capacity",
@@ -18,15 +25,14 @@ OVER_CAPACITY, TOO_FAST, OVERLOADED, DRAINING = (
     "draining",
 )
 
-
-def is_new_session(environ: dict[str, Any]) -> bool:
-    """An Engine.IO handshake: a /socket.io request that carries no session id yet."""
-    return environ.get("PATH_INFO", "").startswith("/socket.io") and "sid=" not in environ.get(
-        "QUERY_STRING", ""
-    )
+StartResponse = Callable[..., Any]
+WsgiApp = Callable[[dict[str, Any], StartResponse], Iterable[bytes]]
 
 
 class Admission:
+    """``socket_count`` counts the sessions that joined a namespace: those that have not yet
+    are bounded by the new-session rate and closed after ZOU_EVENTS_CONNECT_TIMEOUT."""
+
     def __init__(
         self,
         max_sockets: int,
@@ -64,3 +70,33 @@ class Admission:
             return TOO_FAST
         self._tokens -= 1
         return None
+
+
+class AdmissionMiddleware:
+    """WSGI: a request to Engine.IO that names no open session of this process is a new
+    session (engineio ignores an empty ``sid``, and an unknown one gets no session either):
+    it is admitted or answered 503 with the reason."""
+
+    def __init__(self, app: WsgiApp, admission: Admission, is_open: Callable[[str], bool]):
+        self.app = app
+        self.admission = admission
+        self._is_open = is_open
+
+    def is_new_session(self, environ: dict[str, Any]) -> bool:
+        if not environ.get("PATH_INFO", "").startswith(ENGINEIO_PATH):
+            return False
+        # Parsed as engineio parses it: the first "sid" value, blank values dropped.
+        sid = parse_qs(environ.get("QUERY_STRING", "")).get("sid")
+        return sid is None or not self._is_open(sid[0])
+
+    def __call__(self, environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
+        if self.is_new_session(environ):
+            refusal = self.admission.refusal()
+            if refusal is not None:
+                metrics.connections_refused.labels(refusal).inc()
+                start_response(
+                    "503 SERVICE UNAVAILABLE",
+                    [("Retry-After", "1"), ("Content-Type", "text/plain")],
+                )
+                return [refusal.encode()]
+        return self.app(environ, start_response)

@@ -15,7 +15,7 @@ import socketio
 import structlog
 
 from zou_events import logs, metrics, redis_link
-from zou_events.admission import Admission, is_new_session
+from zou_events.admission import Admission, AdmissionMiddleware
 from zou_events.authenticator import Authenticator
 from zou_events.config import (
     AUTH_TOKEN_BLACKLIST_DB_INDEX,
@@ -26,10 +26,12 @@ from zou_events.config import (
 from zou_events.drain import close_gradually
 from zou_events.fanout import Fanout
 from zou_events.http_routes import HttpRoutes
+from zou_events.inbound import SLOW_CONSUMER
 from zou_events.limits import RateLimiter
 from zou_events.liveness import Liveness
 from zou_events.loop_lag import LoopLag
 from zou_events.messages import max_message_bytes
+from zou_events.polling_guard import PollingGuard
 from zou_events.room_handlers import RoomHandlers
 from zou_events.rooms import (
     InstanceRegistry,
@@ -39,6 +41,7 @@ from zou_events.rooms import (
     RedisRoomStore,
     RoomStore,
 )
+from zou_events.sd_notify import ReadyNotifier
 from zou_events.server import ConnectionHandlers, EventServer
 from zou_events.sessions import Sessions
 from zou_events.subscriber import Subscriber
@@ -78,11 +81,6 @@ class Runtime:
                 self.fanout,
                 max_message_bytes(settings.room_payload_max_bytes),
             )
-        self.sessions = Sessions(
-            kick=lambda sid, reason: self.connections.kick(sid, reason),
-            revoked=_revoked_lookup(revocation) if revocation is not None else None,
-            sweep_interval=settings.revocation_check_interval,
-        )
         zou = (
             ZouApi(settings.zou_api_url, settings.zou_api_timeout, settings.zou_api_cache_seconds)
             if settings.zou_api_url
@@ -92,6 +90,13 @@ class Runtime:
             settings.secret_key,
             (lambda jti: revocation.get(jti) == "true") if revocation is not None else None,
             zou,
+            revocation_bound=settings.revocation_check_interval,
+        )
+        self.sessions = Sessions(
+            kick=lambda sid, reason: self.connections.kick(sid, reason),
+            revoked=_revoked_lookup(revocation) if revocation is not None else None,
+            sweep_interval=settings.revocation_check_interval,
+            still_valid=authenticator.still_valid if zou is not None else None,
         )
         self.connections = ConnectionHandlers(self.sio, authenticator, self.sessions)
         self.rooms = RoomHandlers(
@@ -118,6 +123,7 @@ class Runtime:
             presumed_dead=self.rooms.cut_room_sockets,
         )
         self.http = HttpRoutes(self.is_ready, self.stats, self.refresh_gauges)
+        self.ready_notifier = ReadyNotifier(self.is_ready)  # systemd's READY=1
         self.draining = False
         self.fanout.on_slow_consumer = self._cut_slow_consumer
         self.loop_lag = LoopLag()
@@ -125,7 +131,7 @@ class Runtime:
             settings.max_sockets,
             settings.new_sessions_per_second,
             settings.new_sessions_burst,
-            socket_count=lambda: len(self.sio.open_sessions),
+            socket_count=self.sio.joined_sessions,
             draining=lambda: self.draining,
             loop_lag=self.loop_lag.current,
             max_lag=settings.admission_max_lag,
@@ -149,6 +155,8 @@ class Runtime:
         self.sessions.start()
         self.liveness.start()
         self.loop_lag.start()
+        self.ready_notifier.start()
+        self.sio.pending.start()
 
     def is_ready(self) -> tuple[bool, str]:
         if self.draining:
@@ -200,6 +208,7 @@ class Runtime:
 
     def drain(self) -> None:
         """SIGTERM: refuse new sessions (503), then close the existing ones gradually."""
+        self.ready_notifier.stop()
         self.draining = True
         metrics.draining.set(1)
         metrics.ready.set(0)
@@ -213,13 +222,9 @@ class Runtime:
 
     def _cut_slow_consumer(self, eio_sid: str) -> None:
         """A socket whose send queue is over its limit: cut it, the others go on."""
-        sid = self.sio.manager.sid_from_eio_sid(eio_sid, "/events")
-        if sid is not None:
-            self.connections.kick_reasons[sid] = "slow_consumer"
-        log.warning("slow consumer disconnected", sid=sid)
         socket = self.sio.eio.sockets.get(eio_sid)
         if socket is not None:
-            socket.close(wait=False, abort=True, reason=self.sio.eio.reason.TRANSPORT_ERROR)
+            self.sio.cut(socket, SLOW_CONSUMER, True)
 
     def _close_transport(self, eio_sid: str) -> None:
         """Close the transport without Engine.IO's CLOSE packet: Kitsu's client reconnects
@@ -232,19 +237,10 @@ class Runtime:
 
     def wsgi_app(self) -> Any:
         inner = socketio.WSGIApp(self.sio, self.http, socketio_path="socket.io")
-
-        def app(environ: dict[str, Any], start_response: Any) -> Any:
-            if is_new_session(environ):
-                refusal = self.admission.refusal()
-                if refusal is not None:
-                    metrics.connections_refused.labels(refusal).inc()
-                    start_response(
-                        "503 SERVICE UNAVAILABLE",
-                        [("Retry-After", "1"), ("Content-Type", "text/plain")],
-                    )
-                    return [refusal.encode()]
-            return inner(environ, start_response)
-
+        guarded = PollingGuard(
+            inner, self.settings.max_payload_bytes, self.settings.request_body_timeout
+        )
+        app = AdmissionMiddleware(guarded, self.admission, self.sio.open_sessions.__contains__)
         app.runtime = self  # type: ignore[attr-defined]  # for the gunicorn SIGTERM hook
         return app
 
@@ -261,6 +257,12 @@ def _export_limits(settings: Settings) -> None:
         "room_events_burst": settings.room_events_burst,
         "room_payload_max_bytes": settings.room_payload_max_bytes,
         "max_payload_bytes": settings.max_payload_bytes,
+        "inbound_packets_per_second": settings.inbound_packets_per_second,
+        "inbound_packets_burst": settings.inbound_packets_burst,
+        "inbound_bytes_per_second": settings.inbound_bytes_per_second,
+        "inbound_bytes_burst": settings.inbound_bytes_burst,
+        "connect_timeout_seconds": settings.connect_timeout,
+        "request_body_timeout_seconds": settings.request_body_timeout,
         "redis_message_max_bytes": max_message_bytes(settings.room_payload_max_bytes),
     }.items():
         metrics.limits.labels(name).set(value)

@@ -74,8 +74,22 @@ class Settings:
     new_sessions_per_second: float
     new_sessions_burst: int
     admission_max_lag: float
+    connect_timeout: float
+    request_body_timeout: float
     send_queue_max_messages: int
     send_queue_max_bytes: int
+    inbound_packets_per_second: float
+    inbound_packets_burst: int
+    inbound_bytes_per_second: float
+    inbound_bytes_burst: int
+
+    def __post_init__(self) -> None:
+        if self.inbound_bytes_burst < self.max_payload_bytes:
+            raise ConfigError(
+                f"ZOU_EVENTS_INBOUND_BYTES_BURST={self.inbound_bytes_burst} is below "
+                f"ZOU_EVENTS_MAX_PAYLOAD_BYTES={self.max_payload_bytes}: a message of the "
+                "largest allowed size would cut its sender"
+            )
 
     @property
     def standalone_forced(self) -> bool:
@@ -256,11 +270,29 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         admission_max_lag=_parsed(
             env, "ZOU_EVENTS_ADMISSION_MAX_LAG", 1.0, _positive_float, "a number of seconds > 0"
         ),
+        connect_timeout=_parsed(
+            env, "ZOU_EVENTS_CONNECT_TIMEOUT", 5.0, _positive_float, "a number of seconds > 0"
+        ),
+        request_body_timeout=_parsed(
+            env, "ZOU_EVENTS_REQUEST_BODY_TIMEOUT", 10.0, _positive_float, "a number of seconds > 0"
+        ),
         send_queue_max_messages=_parsed(
             env, "ZOU_EVENTS_SEND_QUEUE_MAX_MESSAGES", 5000, _int_in(10, 10**7), "an integer ≥ 10"
         ),
         send_queue_max_bytes=_parsed(
             env, "ZOU_EVENTS_SEND_QUEUE_MAX_BYTES", 16 * 2**20, _int_in(2**16, 2**34), "a size"
+        ),
+        inbound_packets_per_second=_parsed(
+            env, "ZOU_EVENTS_INBOUND_PACKETS_PER_SECOND", 200.0, _positive_float, "a number > 0"
+        ),
+        inbound_packets_burst=_parsed(
+            env, "ZOU_EVENTS_INBOUND_PACKETS_BURST", 2000, _int_in(10, 10**7), "an integer ≥ 10"
+        ),
+        inbound_bytes_per_second=_parsed(
+            env, "ZOU_EVENTS_INBOUND_BYTES_PER_SECOND", 2.0 * 2**20, _positive_float, "a size > 0"
+        ),
+        inbound_bytes_burst=_parsed(
+            env, "ZOU_EVENTS_INBOUND_BYTES_BURST", 16 * 2**20, _int_in(1024, 2**34), "a size"
         ),
         heartbeat_seconds=_parsed(
             env, "ZOU_EVENTS_HEARTBEAT_SECONDS", 5.0, _positive_float, "a positive number"

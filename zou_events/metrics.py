@@ -14,6 +14,7 @@ import socketio
 from prometheus_client import Counter, Gauge, Histogram, Info
 
 from zou_events import __version__
+from zou_events.inbound import CUT_REASONS
 
 NAMESPACES = ("/", "/events")
 TRANSPORTS = ("polling", "websocket")
@@ -52,6 +53,7 @@ REFUSAL_REASONS = (
     "too_fast",
     "overloaded",
     "draining",
+    "connect_timeout",
     "origin",
 )
 DISCONNECT_REASONS = (
@@ -62,6 +64,10 @@ DISCONNECT_REASONS = (
     "token_revoked",
     "rate_limited",
     "slow_consumer",
+    "inbound_flood",
+    "too_big",
+    "protocol_error",
+    "bad_packet",
     "server_shutdown",
     "server",
 )
@@ -79,6 +85,7 @@ DROP_REASONS = (
     "error",
 )
 SUBSCRIBER_RESTART_REASONS = ("died", "stalled")
+POLLING_REFUSALS = ("too_large", "body_timeout", "invalid_body", "bad_request")
 ROOM_RELAYS = (
     "add-annotation",
     "update-annotation",
@@ -99,7 +106,7 @@ ROOM_REFUSALS = (
     "too_large",
     "store_unavailable",
 )
-ZOU_API_ENDPOINTS = ("authenticated", "playlist")
+ZOU_API_ENDPOINTS = ("authenticated", "recheck", "playlist")
 ZOU_API_OUTCOMES = ("ok", "denied", "error", "timeout", "circuit_open", "cache")
 ROOM_SIZE_BUCKETS = ("1", "2", "3-5", "6-10", "11-20", "21+")
 
@@ -142,9 +149,20 @@ redis_messages_dropped = Counter(
     "Messages from Redis dropped as unusable",
     ["reason"],
 )
+polling_requests_refused = Counter(
+    "zou_events_polling_requests_refused_total",
+    "Long-polling POST requests refused (HTTP 400, or 408 for a body that stopped coming)",
+    ["reason"],
+)
 client_packets_dropped = Counter(
     "zou_events_client_packets_dropped_total",
     "Packets from clients that could not be decoded or were not valid Socket.IO",
+)
+sockets_cut = Counter(
+    "zou_events_sockets_cut_total",
+    "Engine.IO sessions or WebSocket connections cut for what their client sent or did not "
+    "read, whether or not they had joined a namespace",
+    ["reason"],
 )
 deliveries = Counter(
     "zou_events_deliveries_total", "Event packets queued to sockets", ["namespace"]
@@ -235,6 +253,10 @@ def _initialise_label_sets() -> None:
             disconnects.labels(namespace, reason)
     for reason in REFUSAL_REASONS:
         connections_refused.labels(reason)
+    for reason in CUT_REASONS:
+        sockets_cut.labels(reason)
+    for reason in POLLING_REFUSALS:
+        polling_requests_refused.labels(reason)
     for family in EVENT_FAMILIES:
         redis_messages.labels(family)
     for reason in DROP_REASONS:

@@ -6,17 +6,21 @@ import functools
 from collections.abc import Callable
 from typing import Any
 
+import gevent
 import socketio
 import structlog
+from gevent.lock import BoundedSemaphore
 
-from zou_events import backlog, metrics, session_ids
+from zou_events import backlog, inbound, metrics, session_ids
 from zou_events.auth import AuthRefused, Identity
 from zou_events.authenticator import Authenticator
 from zou_events.config import Settings
 from zou_events.log_limit import log_misbehaviour
 from zou_events.manager import IndexedManager
 from zou_events.origin import OriginPolicy
+from zou_events.pending_sessions import PendingSessions
 from zou_events.pings import Pinger
+from zou_events.polling_guard import EngineIOServer
 from zou_events.sessions import Sessions
 from zou_events.strict_json import ClientPacket
 from zou_events.websocket import WebSocket
@@ -34,6 +38,7 @@ _DISCONNECT_REASONS = {
     "ping timeout": "ping_timeout",
     "transport close": "transport",
     "transport error": "transport",
+    **{reason: reason for reason in inbound.CUT_REASONS},  # EventServer.cut
 }
 
 
@@ -46,6 +51,7 @@ class EventServer(socketio.Server):
             # bounded JSON as browsers read it (no NaN/Infinity), for this server's packets only
             serializer=ClientPacket,
             async_mode="gevent",
+            async_handlers=False,  # handlers are started by _handle_event_internal, bounded
             cors_allowed_origins=OriginPolicy(settings.cors_allowed_origins),
             cors_credentials=bool(settings.cors_allowed_origins),
             ping_interval=settings.ping_interval,
@@ -58,7 +64,18 @@ class EventServer(socketio.Server):
             engineio_logger=False,
         )
         self.queue_limits = (settings.send_queue_max_messages, settings.send_queue_max_bytes)
-        websocket = functools.partial(WebSocket, send_limits=self.queue_limits)
+        self.inbound_limits = inbound.InboundLimits(
+            settings.inbound_packets_per_second,
+            settings.inbound_packets_burst,
+            settings.inbound_bytes_per_second,
+            settings.inbound_bytes_burst,
+        )
+        websocket = functools.partial(
+            WebSocket,
+            send_limits=self.queue_limits,
+            cut=self.cut,
+            accept=inbound.is_engineio_packet,
+        )
         self.eio._async = {**self.eio._async, "websocket": websocket}
         # Session ids name this instance, so nginx routes each session's requests to it.
         instance = session_ids.instance_name(settings.instance_tag, settings.port)
@@ -67,16 +84,32 @@ class EventServer(socketio.Server):
         # Open Engine.IO sessions: engineio keeps closed ones in its table until its service
         # task sweeps them (every ping timeout), so its size is no measure for admission.
         self.open_sessions: set[str] = set()
+        self.pending = PendingSessions(settings.connect_timeout, self._close_pending)
+
+    def _engineio_server_class(self) -> type[EngineIOServer]:
+        return EngineIOServer
+
+    def joined_sessions(self) -> int:
+        """Open sessions that joined a namespace: what ZOU_EVENTS_MAX_SOCKETS caps."""
+        return len(self.open_sessions) - len(self.pending)
+
+    def _close_pending(self, eio_sid: str) -> None:
+        socket = self.eio.sockets.get(eio_sid)
+        if socket is not None:
+            socket.close(wait=False, abort=True, reason=self.eio.reason.SERVER_DISCONNECT)
 
     def _handle_eio_connect(self, eio_sid: str, environ: dict[str, Any]) -> Any:
         socket = self.eio.sockets[eio_sid]
         backlog.install(socket, *self.queue_limits)
         self.pinger.install(socket)
+        inbound.install(socket, self.inbound_limits, self.cut)
         self.open_sessions.add(eio_sid)
+        self.pending.opened(eio_sid)
         return super()._handle_eio_connect(eio_sid, environ)
 
     def _handle_eio_disconnect(self, eio_sid: str, reason: Any) -> None:
         self.open_sessions.discard(eio_sid)
+        self.pending.settled(eio_sid)
         super()._handle_eio_disconnect(eio_sid, reason)
         # engineio keeps a closed session until its service task sweeps the table (every
         # ping timeout): back-to-back reconnect storms would pile them up in memory. A
@@ -99,11 +132,54 @@ class EventServer(socketio.Server):
                 error=type(error).__name__,
                 size=len(data),
             )
+        binary = self._binary_packet.get(eio_sid)
+        limit = self.eio.max_http_buffer_size
+        if binary is not None and not inbound.attachments_within(binary, limit):
+            # Attachments that never end would hold memory without a bound.
+            del self._binary_packet[eio_sid]
+            socket = self.eio.sockets.get(eio_sid)
+            if socket is not None:
+                self.cut(socket, inbound.TOO_BIG, True)
+
+    def _handle_event_internal(
+        self, server: Any, sid: str, eio_sid: str, data: Any, namespace: str, id: Any
+    ) -> None:
+        """Called by the socket's reader (async_handlers is off): start the handler in its
+        own greenlet, as python-socketio would, once this socket has fewer than
+        HANDLERS_PER_SOCKET running; until then its reader, and so its client, waits."""
+        meter = getattr(self.eio.sockets.get(eio_sid), "inbound", None)
+        if meter is None:  # its session is gone
+            return
+        slots = meter.handlers
+        slots.acquire()
+        gevent.spawn(self._run_handler, slots, server, sid, eio_sid, data, namespace, id)
+
+    def _run_handler(self, slots: BoundedSemaphore, *args: Any) -> None:
+        try:
+            super()._handle_event_internal(*args)
+        finally:
+            slots.release()
+
+    def cut(self, socket: Any, reason: str, session: bool) -> None:
+        """Cut a client for what it sent or does not read (``reason``: inbound.py): counted,
+        logged, and with ``session`` its Engine.IO session closed, ``reason`` being the
+        disconnect reason of its namespaces; without it only a WebSocket still probing an
+        upgrade is closed (by its driver), and polling goes on."""
+        metrics.sockets_cut.labels(reason).inc()
+        log_misbehaviour(
+            log, "warning", "client cut", reason=reason, eio_sid=socket.sid, session=session
+        )
+        if session:
+            socket.close(wait=False, abort=True, reason=reason)
 
     def _handle_connect(self, eio_sid: str, namespace: str | None, data: Any) -> None:
         if (namespace or "/") not in ACCEPTED_NAMESPACES:
             metrics.connections_refused.labels("unknown_namespace").inc()
-        super()._handle_connect(eio_sid, namespace, data)
+        with self.pending.connecting(eio_sid):
+            super()._handle_connect(eio_sid, namespace, data)
+        sid = self.manager.sid_from_eio_sid(eio_sid, namespace or "/")
+        if sid is not None and self.manager.is_connected(sid, namespace or "/"):
+            self.pending.settled(eio_sid)
 
 
 class ConnectionHandlers:

@@ -1,0 +1,86 @@
+"""Sessions that must join a namespace in time (issue 10)."""
+
+from __future__ import annotations
+
+from prometheus_client import REGISTRY
+
+from zou_events.pending_sessions import PendingSessions
+
+
+def timeouts() -> float:
+    sample = "zou_events_connections_refused_total"
+    return REGISTRY.get_sample_value(sample, {"reason": "connect_timeout"}) or 0.0
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def pending(clock: Clock, closed: list[str]) -> PendingSessions:
+    return PendingSessions(5.0, closed.append, clock=clock)
+
+
+def test_sessions_past_their_deadline_are_closed_and_counted() -> None:
+    clock, closed = Clock(), []
+    sessions = pending(clock, closed)
+    sessions.opened("a")
+    clock.now += 2
+    sessions.opened("b")
+    before = timeouts()
+    clock.now += 3
+    assert sessions.sweep() == 1
+    assert closed == ["a"]
+    assert len(sessions) == 1
+    clock.now += 2
+    assert sessions.sweep() == 1
+    assert closed == ["a", "b"]
+    assert timeouts() == before + 2
+    assert sessions.sweep() == 0
+
+
+def test_settled_sessions_are_never_closed() -> None:
+    clock, closed = Clock(), []
+    sessions = pending(clock, closed)
+    sessions.opened("joined")
+    sessions.opened("gone")
+    sessions.settled("joined")
+    sessions.settled("gone")
+    sessions.settled("never-seen")
+    clock.now += 60
+    assert sessions.sweep() == 0
+    assert (closed, len(sessions)) == ([], 0)
+
+
+def test_a_connect_being_authenticated_holds_the_deadline_until_it_is_decided() -> None:
+    clock, closed = Clock(), []
+    sessions = pending(clock, closed)
+    sessions.opened("slow-auth")
+    sessions.opened("silent")
+    with sessions.connecting("slow-auth"), sessions.connecting("slow-auth"):
+        clock.now += 10
+        assert sessions.sweep() == 1
+        assert closed == ["silent"]
+    # refused: still not in a namespace, so closed at the next sweep
+    assert sessions.sweep() == 1
+    assert closed == ["silent", "slow-auth"]
+
+
+def test_one_failing_close_does_not_keep_the_others_open() -> None:
+    clock, closed = Clock(), []
+
+    def close(eio_sid: str) -> None:
+        if eio_sid == "broken":
+            raise RuntimeError("transport already torn down")
+        closed.append(eio_sid)
+
+    sessions = PendingSessions(5.0, close, clock=clock)
+    for eio_sid in ("broken", "a", "b"):
+        sessions.opened(eio_sid)
+    clock.now += 5
+    assert sessions.sweep() == 3
+    assert closed == ["a", "b"]
+    assert len(sessions) == 0

@@ -1,0 +1,100 @@
+"""Engine.IO sessions that have not joined a namespace yet: closed unless they do in time.
+
+A handshake needs no token (Kitsu authenticates in the Socket.IO CONNECT it sends right
+after), so a session that never sends one would hold its place forever. Each gets
+ZOU_EVENTS_CONNECT_TIMEOUT to have a CONNECT to "/" or "/events" accepted; one greenlet
+sweeps the late ones. Meanwhile they do not count against ZOU_EVENTS_MAX_SOCKETS: the
+new-session rate limit and this timeout bound how many there can be.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import Counter
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+
+import gevent
+import structlog
+
+from zou_events import metrics
+from zou_events.log_limit import log_misbehaviour
+
+log = structlog.get_logger("zou_events.pending_sessions")
+
+CONNECT_TIMEOUT = "connect_timeout"
+
+
+class PendingSessions:
+    def __init__(
+        self,
+        timeout: float,
+        close: Callable[[str], None],
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.timeout = timeout
+        self.sweep_interval = min(1.0, timeout / 5)
+        self._close = close
+        self._clock = clock
+        # Insertion order is deadline order, as every session gets the same timeout.
+        self._deadlines: dict[str, float] = {}
+        # CONNECTs being handled: authentication may wait on Zou's API, not to be cut short.
+        self._connecting: Counter[str] = Counter()
+        self._sweeper: gevent.Greenlet | None = None
+
+    def __len__(self) -> int:
+        return len(self._deadlines)
+
+    def opened(self, eio_sid: str) -> None:
+        self._deadlines[eio_sid] = self._clock() + self.timeout
+
+    def settled(self, eio_sid: str) -> None:
+        """The session joined a namespace, or is gone."""
+        self._deadlines.pop(eio_sid, None)
+
+    @contextmanager
+    def connecting(self, eio_sid: str) -> Iterator[None]:
+        """While a CONNECT of this session is handled, its deadline waits."""
+        self._connecting[eio_sid] += 1
+        try:
+            yield
+        finally:
+            self._connecting[eio_sid] -= 1
+            if self._connecting[eio_sid] <= 0:
+                del self._connecting[eio_sid]
+
+    def start(self) -> None:
+        if self._sweeper is None:
+            self._sweeper = gevent.spawn(self._sweep_forever)
+
+    def _sweep_forever(self) -> None:
+        while True:
+            gevent.sleep(self.sweep_interval)
+            self.sweep()
+
+    def sweep(self) -> int:
+        """Close the sessions past their deadline; how many were closed."""
+        now = self._clock()
+        expired = []
+        for eio_sid, deadline in self._deadlines.items():
+            if deadline > now:
+                break
+            if eio_sid not in self._connecting:
+                expired.append(eio_sid)
+        for eio_sid in expired:
+            self._deadlines.pop(eio_sid, None)
+            try:
+                self._close(eio_sid)
+            except Exception:  # one failed close must not keep the others open
+                log.exception("cannot close a pending session", eio_sid=eio_sid)
+        if expired:
+            metrics.connections_refused.labels(CONNECT_TIMEOUT).inc(len(expired))
+            log_misbehaviour(
+                log,
+                "info",
+                "sessions closed: no namespace joined in time",
+                reason=CONNECT_TIMEOUT,
+                closed=len(expired),
+                timeout_seconds=self.timeout,
+            )
+        return len(expired)
