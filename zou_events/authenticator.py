@@ -18,10 +18,19 @@ IsRevoked = Callable[[str], bool]  # jti -> revoked in Zou's store (raises when 
 
 
 class Authenticator:
-    def __init__(self, secret_key: str, is_revoked: IsRevoked | None, zou: ZouApi | None):
+    def __init__(
+        self,
+        secret_key: str,
+        is_revoked: IsRevoked | None,
+        zou: ZouApi | None,
+        revocation_bound: float,
+    ) -> None:
+        """``revocation_bound``: how long a token Zou revoked may still be accepted (the
+        revocation sweep's interval); Zou's cached answer for a bot token is no older."""
         self._secret_key = secret_key
         self._is_revoked = is_revoked
         self._zou = zou
+        self._revocation_bound = revocation_bound
 
     def authenticate(self, environ: dict[str, Any], auth: Any) -> Identity:
         """The socket's identity, or AuthRefused with Zou's reason (Zou 1.0.97's order)."""
@@ -46,9 +55,13 @@ class Authenticator:
                 raise AuthRefused("zou_unavailable")  # nobody can tell whether it was revoked
             return identity
         try:
-            # Without our own revocation check, only a fresh answer from Zou will do.
+            # Without our own revocation check, only a fresh answer from Zou will do: for
+            # bot tokens (revoked in Zou's database) one no older than the revocation bound.
             account = self._zou.account(
-                token, identity.jti, fallback_to_stale=revocation_checked is True
+                token,
+                identity.jti,
+                fallback_to_stale=revocation_checked is True,
+                max_age=None if revocation_checked is not None else self._revocation_bound,
             )
         except ZouUnavailable:
             raise AuthRefused("zou_unavailable") from None
@@ -59,6 +72,17 @@ class Authenticator:
         if not account.active:
             raise AuthRefused("inactive")
         return replace(identity, is_preview_account=account.preview_project_id is not None)
+
+    def still_valid(self, identity: Identity) -> bool:
+        """Zou's word now on a connected token it alone can revoke (bot, person_api): False
+        once revoked, or its account gone or inactive. ZouUnavailable when Zou cannot
+        tell, a token Zou cannot decode included (a SECRET_KEY changed under us)."""
+        assert self._zou is not None
+        try:
+            account = self._zou.recheck(identity.token, identity.jti)
+        except ZouRejectedToken:
+            raise ZouUnavailable("token rejected") from None
+        return account is not None and account.active
 
     def _check_revocation(self, identity: Identity) -> bool | None:
         """True when Zou's store was read, False when it could not be, None without one.

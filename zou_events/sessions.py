@@ -2,9 +2,15 @@
 
 A socket is cut at its token's ``exp`` (one event-loop timer per socket, lighter than a
 greenlet waiting for it; the kick gets a greenlet when it fires: its transport ends, so the
-client reconnects with its current cookie) and within one sweep interval of its ``jti``
-being revoked in Zou's Redis store (one batched MGET per sweep), not only at its next
-message as in Zou.
+client reconnects with its current cookie) and within one sweep interval of its token being
+revoked, not only at its next message as in Zou:
+
+- person tokens are revoked in Zou's Redis store: one batched MGET per sweep;
+- bot and person_api tokens are revoked in Zou's database, which only Zou's API reads: each
+  distinct token is asked of Zou once per sweep, a few at a time. When Zou cannot answer
+  (down, slow, circuit open) the sockets stay: a Zou outage must not cut every bot at once
+  (and refuse their reconnections until Zou is back); a token revoked meanwhile is cut at
+  the first sweep Zou answers.
 """
 
 from __future__ import annotations
@@ -15,20 +21,33 @@ from typing import Any
 
 import gevent
 import structlog
+from gevent.pool import Pool
 
 from zou_events.auth import Identity
+from zou_events.zou_api import ZouUnavailable
 
 log = structlog.get_logger("zou_events.sessions")
 
 RevokedLookup = Callable[[list[str]], set[str]]  # jtis -> the revoked ones
+StillValid = Callable[[Identity], bool]  # Zou's word now; raises ZouUnavailable
 Kick = Callable[[str, str], None]  # (sid, reason)
 _SWEEP_BATCH = 1000
+RECHECK_CONCURRENCY = 4  # requests to Zou's API at once per sweep (its pool holds 20)
 
 
 class Sessions:
-    def __init__(self, kick: Kick, revoked: RevokedLookup | None, sweep_interval: float) -> None:
+    def __init__(
+        self,
+        kick: Kick,
+        revoked: RevokedLookup | None,
+        sweep_interval: float,
+        still_valid: StillValid | None = None,
+    ) -> None:
+        """``revoked`` reads Zou's Redis store (None: no store); ``still_valid`` asks Zou's
+        API about the tokens the store cannot tell (None: no API configured)."""
         self._kick = kick
         self._revoked = revoked
+        self._still_valid = still_valid
         self._sweep_interval = sweep_interval
         self._identities: dict[str, Identity] = {}
         self._timers: dict[str, Any] = {}  # sid -> the event loop's timer watcher
@@ -58,7 +77,7 @@ class Sessions:
         return self._identities.pop(sid, None)
 
     def start(self) -> None:
-        if self._revoked is not None:
+        if self._revoked is not None or self._still_valid is not None:
             self._sweeper = gevent.spawn(self._sweep_forever)
 
     def stop(self) -> None:
@@ -74,15 +93,50 @@ class Sessions:
                 log.warning("revocation sweep failed", error=str(error))
 
     def sweep(self) -> int:
-        """Disconnects the sockets of person tokens revoked in Zou; returns how many."""
+        """Disconnects the sockets of tokens revoked in Zou; returns how many."""
+        in_store: list[tuple[str, Identity]] = []
+        by_zou: list[tuple[str, Identity]] = []
+        for sid, identity in self.items():
+            if identity.identity_type == "person" and self._revoked is not None:
+                in_store.append((sid, identity))
+            elif self._still_valid is not None:
+                by_zou.append((sid, identity))
+        kicked = self._sweep_zou(by_zou) if by_zou else 0  # never raises: first
+        return kicked + (self._sweep_store(in_store) if in_store else 0)
+
+    def _sweep_store(self, sockets: list[tuple[str, Identity]]) -> int:
         assert self._revoked is not None
-        persons = [(sid, i) for sid, i in self.items() if i.identity_type == "person"]
         kicked = 0
-        for start in range(0, len(persons), _SWEEP_BATCH):
-            batch = persons[start : start + _SWEEP_BATCH]
+        for start in range(0, len(sockets), _SWEEP_BATCH):
+            batch = sockets[start : start + _SWEEP_BATCH]
             revoked = self._revoked([identity.jti for _, identity in batch])
             for sid, identity in batch:
                 if identity.jti in revoked:
                     self._kick(sid, "token_revoked")
                     kicked += 1
+        return kicked
+
+    def _sweep_zou(self, sockets: list[tuple[str, Identity]]) -> int:
+        """One question per distinct token, RECHECK_CONCURRENCY at a time; fails open."""
+        still_valid = self._still_valid
+        assert still_valid is not None
+        tokens: dict[str, Identity] = {}
+        for _, identity in sockets:
+            tokens.setdefault(identity.jti, identity)
+
+        def ask(identity: Identity) -> tuple[str, bool | None]:
+            try:
+                return identity.jti, still_valid(identity)
+            except ZouUnavailable:
+                return identity.jti, None  # unknown: the sockets stay
+
+        answers = dict(Pool(RECHECK_CONCURRENCY).imap_unordered(ask, tokens.values()))
+        unknown = sum(1 for valid in answers.values() if valid is None)
+        if unknown:
+            log.warning("zou api cannot tell, tokens kept", tokens=unknown)
+        kicked = 0
+        for sid, identity in sockets:
+            if answers.get(identity.jti) is False:
+                self._kick(sid, "token_revoked")
+                kicked += 1
         return kicked

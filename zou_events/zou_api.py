@@ -108,22 +108,37 @@ class ZouApi:
         self._accounts: TtlCache[Account | None] = TtlCache(cache_seconds)
         self._playlists: TtlCache[bool] = TtlCache(cache_seconds)
 
-    def account(self, token: str, jti: str, fallback_to_stale: bool = True) -> Account | None:
+    def account(
+        self,
+        token: str,
+        jti: str,
+        fallback_to_stale: bool = True,
+        max_age: float | None = None,
+    ) -> Account | None:
         """The token's account, or None when Zou refuses the token (unknown or inactive
-        person: Zou's API answers 401 to both, as its own event stream says "Unknown
-        account." to both)."""
-        cached = self._accounts.get(jti)
+        person, revoked bot token: Zou's API answers 401 to all, as its own event stream
+        says "Unknown account." to all). A cached answer is used up to ``max_age`` seconds
+        (default: the cache's lifetime)."""
+        cached = self._accounts.get(jti, max_age=max_age)
         if cached is not None:
             metrics.zou_api_requests.labels("authenticated", "cache").inc()
             return cached
         try:
-            status, body = self._get("authenticated", "/auth/authenticated", token)
+            return self._ask_account("authenticated", token, jti)
         except ZouUnavailable:
             stale = self._accounts.get(jti, max_age=STALE_ACCOUNT_SECONDS)
             if fallback_to_stale and stale is not None:
                 log.info("zou api unavailable, account accepted from cache")
                 return stale
             raise
+
+    def recheck(self, token: str, jti: str) -> Account | None:
+        """Zou's answer now, never the cache's (the revocation sweep of tokens that only
+        Zou can revoke); it refreshes the cache. ZouUnavailable when Zou cannot answer."""
+        return self._ask_account("recheck", token, jti)
+
+    def _ask_account(self, endpoint: str, token: str, jti: str) -> Account | None:
+        status, body = self._get(endpoint, "/auth/authenticated", token)
         if status == 422:
             log.error("zou api rejects a token zou-events accepts: is SECRET_KEY zou's?")
             raise ZouRejectedToken()
