@@ -1,8 +1,9 @@
-"""Per-connection limits on client room events: a token bucket per socket.
+"""Token buckets: per-connection limits on client room events, and the one bucket type
+every rate limit of the project uses (inbound.py meters each socket's traffic with it).
 
 Kitsu itself throttles room updates to 5/s and streams annotation strokes, so the default
-bucket (50 events/s sustained, bursts of 200) never refuses a real client; a flooding one
-gets its excess dropped, and is disconnected if it keeps flooding.
+room bucket (50 events/s sustained, bursts of 200) never refuses a real client; a flooding
+one gets its excess dropped, and is disconnected if it keeps flooding.
 """
 
 from __future__ import annotations
@@ -11,10 +12,31 @@ import time
 from dataclasses import dataclass, field
 
 
+class TokenBucket:
+    """``rate`` tokens per second, at most ``burst`` saved; starts full."""
+
+    __slots__ = ("burst", "rate", "tokens", "updated")
+
+    def __init__(self, rate: float, burst: float) -> None:
+        self.rate = rate
+        self.burst = burst
+        self.tokens = float(burst)
+        self.updated = time.monotonic()
+
+    def take(self, cost: float = 1.0, now: float | None = None) -> bool:
+        """Take ``cost`` tokens if there are that many; False (nothing taken) otherwise."""
+        now = time.monotonic() if now is None else now
+        self.tokens = min(self.burst, self.tokens + (now - self.updated) * self.rate)
+        self.updated = now
+        if self.tokens >= cost:
+            self.tokens -= cost
+            return True
+        return False
+
+
 @dataclass
 class _Bucket:
-    tokens: float
-    updated: float
+    tokens: TokenBucket
     refused_in_window: int = 0
     window_started: float = field(default_factory=time.monotonic)
 
@@ -32,11 +54,8 @@ class RateLimiter:
         now = time.monotonic()
         bucket = self._buckets.get(sid)
         if bucket is None:
-            bucket = self._buckets[sid] = _Bucket(tokens=float(self.burst), updated=now)
-        bucket.tokens = min(self.burst, bucket.tokens + (now - bucket.updated) * self.per_second)
-        bucket.updated = now
-        if bucket.tokens >= 1:
-            bucket.tokens -= 1
+            bucket = self._buckets[sid] = _Bucket(TokenBucket(self.per_second, self.burst))
+        if bucket.tokens.take(1, now):
             return True
         if now - bucket.window_started > self.WINDOW_SECONDS:
             bucket.window_started, bucket.refused_in_window = now, 0

@@ -7,21 +7,29 @@ server frame is built once per message and the same bytes go to every WebSocket 
 (frames.py), and every write goes through the connection's Outbox (outbox.py), which
 coalesces them per turn of the event loop.
 
-engineio calls ``WebSocket(handler, server)(environ, start_response)`` (the send limits are
-bound beforehand by server.py), then the handler
-uses ``wait()``, ``send()`` and ``close()``; this module keeps that interface. The outbox is
-also set on engineio's socket as ``outbox``, for the fan-out to write to it directly.
+engineio calls ``WebSocket(handler, server)(environ, start_response)`` (the send limits, the
+cut callback and the packet check are bound beforehand by server.py), then the handler uses
+``wait()``, ``send()`` and ``close()``; this module keeps that interface. The outbox is also
+set on engineio's socket as ``outbox``, for the fan-out to write to it directly.
+
+Reading is fair: the reader gives the event loop a turn after a bounded amount of work
+(``_TURN_FRAMES`` frames or ``_TURN_BYTES`` bytes), since a socket whose client writes
+faster than it is read never finds its kernel buffer empty; every frame is charged to the
+session's inbound budget (inbound.py) before its payload is read.
 """
 
 from __future__ import annotations
 
 import base64
+import codecs
 import contextlib
 import hashlib
 import socket
 import struct
 from collections.abc import Callable, Iterable
 from typing import Any
+
+import gevent
 
 from zou_events.frames import (
     OP_BINARY,
@@ -35,17 +43,58 @@ from zou_events.frames import (
     message_frame,
     shared_frame_of,
 )
+from zou_events.inbound import (
+    BAD_PACKET,
+    INBOUND_FLOOD,
+    PROTOCOL_ERROR,
+    SLOW_CONSUMER,
+    TOO_BIG,
+    Cut,
+    InboundMeter,
+)
 from zou_events.outbox import Outbox
 
 _GUID = b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
-CLOSE_NORMAL, CLOSE_PROTOCOL_ERROR, CLOSE_INVALID_DATA, CLOSE_TOO_BIG = 1000, 1002, 1007, 1009
+CLOSE_NORMAL, CLOSE_PROTOCOL_ERROR, CLOSE_UNSUPPORTED_DATA = 1000, 1002, 1003
+CLOSE_INVALID_DATA, CLOSE_POLICY, CLOSE_TOO_BIG = 1007, 1008, 1009
 _RECV_SIZE = 65536
+_TURN_FRAMES = 32  # frames read in a row before the reader yields to the event loop
+_TURN_BYTES = 256 * 1024  # payload bytes read in a row before it yields
+_KNOWN_OPCODES = frozenset((OP_CONTINUATION, OP_TEXT, OP_BINARY, OP_CLOSE, OP_PING, OP_PONG))
+_utf8_decoder = codecs.getincrementaldecoder("utf-8")
 
 
 class ProtocolError(Exception):
-    def __init__(self, code: int, reason: str) -> None:
-        super().__init__(reason)
+    """Fail the connection: ``code`` goes in the close frame, ``reason`` (inbound.py) is
+    what the cut is counted as."""
+
+    def __init__(self, code: int, detail: str, reason: str = PROTOCOL_ERROR) -> None:
+        super().__init__(detail)
         self.code = code
+        self.reason = reason
+
+
+def valid_close_code(code: int) -> bool:
+    """RFC 6455 §7.4: the codes an endpoint may send (1004-1006 and 1015 are reserved,
+    1012-1014 registered since), or an application's (3000-4999)."""
+    return 1000 <= code <= 1003 or 1007 <= code <= 1014 or 3000 <= code <= 4999
+
+
+def close_reply(payload: bytes) -> bytes:
+    """The payload answering a client's close frame: its status code echoed, or nothing
+    when it gave none (1005, "no status", is never sent)."""
+    if not payload:
+        return b""
+    if len(payload) == 1:
+        raise ProtocolError(CLOSE_PROTOCOL_ERROR, "close frame with a one-byte payload")
+    (code,) = struct.unpack("!H", payload[:2])
+    if not valid_close_code(code):
+        raise ProtocolError(CLOSE_PROTOCOL_ERROR, "invalid close code")
+    try:
+        payload[2:].decode("utf-8")
+    except UnicodeDecodeError:
+        raise ProtocolError(CLOSE_INVALID_DATA, "close reason is not UTF-8") from None
+    return payload[:2]
 
 
 def _unmask(data: bytes, mask: bytes) -> bytes:
@@ -70,18 +119,35 @@ def _valid_client_key(key: str) -> bool:
 
 
 class WebSocket:
-    """The engineio ``websocket`` driver for one connection."""
+    """The engineio ``websocket`` driver for one connection.
+
+    ``cut`` is told when the connection is failed for what its client sent or does not
+    read; ``accept`` says whether a message is one the application can take (an Engine.IO
+    packet), others fail the connection with 1003.
+    """
 
     def __init__(
-        self, handler: Callable[[WebSocket], Any], server: Any, send_limits: tuple[int, int]
+        self,
+        handler: Callable[[WebSocket], Any],
+        server: Any,
+        send_limits: tuple[int, int],
+        cut: Cut | None = None,
+        accept: Callable[[str | bytes], bool] | None = None,
     ) -> None:
         self.app = handler
         self.max_message_size: int = server.max_http_buffer_size
         self._send_limits = send_limits  # (messages, bytes) of the outbox
+        self._cut = cut
+        self._accept = accept
+        self._session: Any = getattr(handler, "__self__", None)  # engineio's socket
+        self._meter: InboundMeter | None = getattr(self._session, "inbound", None)
         self._sock: socket.socket | None = None
         self._outbox: Outbox | None = None
         self._buffer = bytearray()
         self._close_sent = False
+        self._failed = False
+        self._turn_frames = 0
+        self._turn_bytes = 0
         self.environ: dict[str, Any] = {}
 
     def __call__(
@@ -105,9 +171,8 @@ class WebSocket:
             + b"\r\n\r\n"
         )
         self._outbox = Outbox(sock, *self._send_limits)
-        owner = getattr(self.app, "__self__", None)  # engineio's socket
-        if owner is not None:
-            owner.outbox = self._outbox
+        if self._session is not None:
+            self._session.outbox = self._outbox
         try:
             self.app(self)
         finally:
@@ -123,13 +188,20 @@ class WebSocket:
             self._write(shared.frame, shared)
         else:
             self._write(message_frame(message))
+        if self._over_send_limits():
+            # engineio's writer greenlet: fail the connection, the reader sees its end
+            self._fail(ProtocolError(CLOSE_POLICY, "send queue full", SLOW_CONSUMER))
+            self._shutdown()
 
     def wait(self) -> str | bytes | None:
         """The next complete message, or None once the connection is closed."""
         try:
-            return self._read_message()
+            message = self._read_message()
+            if message is not None and self._accept is not None and not self._accept(message):
+                raise ProtocolError(CLOSE_UNSUPPORTED_DATA, "not an Engine.IO packet", BAD_PACKET)
+            return message
         except ProtocolError as error:
-            self._send_close(error.code, str(error))
+            self._fail(error)
             return None
         except OSError:
             return None
@@ -144,11 +216,26 @@ class WebSocket:
         assert self._outbox is not None
         self._outbox.put(frame, shared)
 
-    def _send_close(self, code: int, reason: str) -> None:
+    def _over_send_limits(self) -> bool:
+        return self._outbox is not None and not self._outbox.closed and self._outbox.over_limit()
+
+    def _fail(self, error: ProtocolError) -> None:
+        """Close with ``error``'s code and report the cut, once."""
+        self._send_close(error.code, str(error))
+        if self._failed:
+            return
+        self._failed = True
+        if self._cut is not None and self._session is not None:
+            # Until the upgrade completes, polling is still the session's transport.
+            self._cut(self._session, error.reason, bool(self._session.upgraded))
+
+    def _send_close(self, code: int | None, reason: str) -> None:
+        """``code`` None: a close frame without a status code."""
         if self._close_sent or self._sock is None:
             return
         self._close_sent = True
-        self._write(encode_frame(struct.pack("!H", code) + reason.encode()[:120], OP_CLOSE))
+        payload = b"" if code is None else struct.pack("!H", code) + reason.encode()[:123]
+        self._write(encode_frame(payload, OP_CLOSE))
 
     def _shutdown(self) -> None:
         if self._outbox is not None:
@@ -168,11 +255,22 @@ class WebSocket:
         del self._buffer[:count]
         return data
 
-    def _read_frame(self) -> tuple[bool, int, bytes]:
+    def _take_turn(self, length: int) -> None:
+        """Account for one frame; past the turn's share, let the other greenlets run."""
+        self._turn_frames += 1
+        self._turn_bytes += length
+        if self._turn_frames >= _TURN_FRAMES or self._turn_bytes >= _TURN_BYTES:
+            self._turn_frames = self._turn_bytes = 0
+            gevent.sleep(0)
+
+    def _read_frame(self, pending: int) -> tuple[bool, int, bytes]:
+        """The next frame, with ``pending`` bytes of a fragmented message read before it."""
         first, second = self._read_exact(2)
         fin, opcode = bool(first & 0x80), first & 0x0F
         if first & 0x70:
             raise ProtocolError(CLOSE_PROTOCOL_ERROR, "no extension was negotiated")
+        if opcode not in _KNOWN_OPCODES:
+            raise ProtocolError(CLOSE_PROTOCOL_ERROR, "reserved opcode")
         if not second & 0x80:
             raise ProtocolError(CLOSE_PROTOCOL_ERROR, "client frames must be masked")
         length = second & 0x7F
@@ -180,41 +278,62 @@ class WebSocket:
             (length,) = struct.unpack("!H", self._read_exact(2))
         elif length == 127:
             (length,) = struct.unpack("!Q", self._read_exact(8))
-        if opcode >= OP_CLOSE and (not fin or length > 125):
-            raise ProtocolError(CLOSE_PROTOCOL_ERROR, "invalid control frame")
-        if length > self.max_message_size:
-            raise ProtocolError(CLOSE_TOO_BIG, "message too big")
+        if opcode >= OP_CLOSE:
+            if not fin or length > 125:
+                raise ProtocolError(CLOSE_PROTOCOL_ERROR, "invalid control frame")
+        elif pending + length > self.max_message_size:  # fragments count in total
+            raise ProtocolError(CLOSE_TOO_BIG, "message too big", TOO_BIG)
+        if self._meter is not None and not self._meter.charge(length):
+            raise ProtocolError(CLOSE_POLICY, "inbound budget exceeded", INBOUND_FLOOD)
+        self._take_turn(length)
         mask = self._read_exact(4)
         return fin, opcode, _unmask(self._read_exact(length), mask)
 
+    def _control(self, opcode: int, payload: bytes) -> bool:
+        """Answer a control frame; True when it closes the connection."""
+        if opcode == OP_CLOSE:
+            reply = close_reply(payload)
+            self._send_close(struct.unpack("!H", reply)[0] if reply else None, "")
+            return True
+        if opcode == OP_PING:
+            self._write(encode_frame(payload, OP_PONG))
+            if self._over_send_limits():
+                raise ProtocolError(CLOSE_POLICY, "pongs not read", SLOW_CONSUMER)
+        return False
+
     def _read_message(self) -> str | bytes | None:
-        parts: list[bytes] = []
+        parts: list[Any] = []
         size = 0
         message_opcode: int | None = None
+        decoder: Any = None  # text in several frames: checked as each one arrives
         while True:
-            fin, opcode, payload = self._read_frame()
-            if opcode == OP_CLOSE:
-                code = struct.unpack("!H", payload[:2])[0] if len(payload) >= 2 else CLOSE_NORMAL
-                self._send_close(code if 1000 <= code < 5000 else CLOSE_PROTOCOL_ERROR, "")
-                return None
-            if opcode == OP_PING:
-                self._write(encode_frame(payload, OP_PONG))
+            fin, opcode, payload = self._read_frame(size)
+            if opcode >= OP_CLOSE:
+                if self._control(opcode, payload):
+                    return None
                 continue
-            if opcode == OP_PONG:
-                continue
-            if opcode in (OP_TEXT, OP_BINARY):
-                if message_opcode is not None:
-                    raise ProtocolError(CLOSE_PROTOCOL_ERROR, "expected a continuation frame")
+            if opcode == OP_CONTINUATION:
+                if message_opcode is None:
+                    raise ProtocolError(CLOSE_PROTOCOL_ERROR, "unexpected continuation frame")
+            elif message_opcode is not None:
+                raise ProtocolError(CLOSE_PROTOCOL_ERROR, "expected a continuation frame")
+            else:
                 message_opcode = opcode
-            elif opcode != OP_CONTINUATION or message_opcode is None:
-                raise ProtocolError(CLOSE_PROTOCOL_ERROR, "unexpected frame")
+                if opcode == OP_TEXT and not fin:
+                    decoder = _utf8_decoder()
             size += len(payload)
-            if size > self.max_message_size:
-                raise ProtocolError(CLOSE_TOO_BIG, "message too big")
-            parts.append(payload)
+            if decoder is not None:
+                try:
+                    parts.append(decoder.decode(payload, fin))
+                except UnicodeDecodeError:
+                    raise ProtocolError(CLOSE_INVALID_DATA, "invalid UTF-8") from None
+            else:
+                parts.append(payload)
             if fin:
                 break
-        data = b"".join(parts)
+        if decoder is not None:
+            return "".join(parts)
+        data = parts[0] if len(parts) == 1 else b"".join(parts)
         if message_opcode == OP_BINARY:
             return data
         try:
