@@ -189,3 +189,26 @@ def test_a_relay_with_nan_does_not_reach_the_other_reviewers(server: ServerHandl
     finally:
         reviewer.close()
         sender.close()
+
+
+def test_a_lost_subscription_is_reported_and_restored_by_itself(
+    server: ServerHandle, private_redis: RedisServer
+) -> None:
+    """A cut pub/sub connection is a loss, not a death: the loop itself re-subscribes (the
+    watchdog has nothing to do), /ready tells the gap, the next event arrives."""
+    admin = private_redis.client()
+    publisher = private_redis.client(db=2)
+    alice = RawSocket(server)
+    try:
+        reconnects = metric(server, "zou_events_redis_reconnects_total")
+        assert admin.execute_command("CLIENT", "KILL", "TYPE", "pubsub") >= 1
+        wait_until(lambda: not server.is_ready(), 5, "/ready 503 during the gap")
+        wait_until(server.is_ready, 15, "/ready 200 again")
+        assert metric(server, "zou_events_redis_reconnects_total") > reconnects
+        assert metric(server, "zou_events_redis_subscribed") == 1
+        assert publisher.publish(CHANNEL, emit("main:after", "[1]")) == 1
+        assert alice.next_event("main:after") == [1]
+        assert metric(server, "zou_events_redis_subscriber_restarts_total", reason="died") == 0
+        assert metric(server, "zou_events_redis_subscriber_restarts_total", reason="stalled") == 0
+    finally:
+        alice.close()
