@@ -70,7 +70,9 @@ class OriginPolicy:
         host = _origin_host(origin)
         return host is not None and host in request_hosts(environ)
 
-    def __call__(self, origin: str, environ: dict[str, Any]) -> bool:
+    def __call__(self, origin: str | None, environ: dict[str, Any]) -> bool:
+        if not origin:  # engineio asks again for its CORS headers, Origin or not: no browser
+            return False
         if self.accepts(origin, environ):
             return True
         metrics.connections_refused.labels("origin").inc()

@@ -131,3 +131,12 @@ def test_memory_of_logged_origins_is_bounded() -> None:
     ]
     assert len(logs[-1]["origin"]) <= 200
     assert len(policy._logged) == 2
+
+
+def test_no_origin_is_not_a_browser_and_not_a_refusal() -> None:
+    """engineio asks the policy for its CORS headers even when a request has no Origin (gazu,
+    desktop apps): nothing to allow, nothing counted."""
+    before = refused_count()
+    with capture_logs() as logs:
+        assert not OriginPolicy(())(None, environ("kitsu.example.com"))
+    assert refused_count() == before and logs == []
