@@ -22,7 +22,7 @@ from zou_events.pending_sessions import PendingSessions
 from zou_events.pings import Pinger
 from zou_events.polling_guard import EngineIOServer
 from zou_events.sessions import Sessions
-from zou_events.strict_json import ClientPacket
+from zou_events.strict_json import ClientPacket, read_engineio_packets_strictly
 from zou_events.websocket import WebSocket
 
 log = structlog.get_logger("zou_events.server")
@@ -48,7 +48,7 @@ class EventServer(socketio.Server):
     def __init__(self, settings: Settings) -> None:
         super().__init__(
             client_manager=IndexedManager(),
-            # bounded JSON as browsers read it (no NaN/Infinity), for this server's packets only
+            # bounded JSON as browsers read it (no NaN/Infinity), for Socket.IO packets
             serializer=ClientPacket,
             async_mode="gevent",
             async_handlers=False,  # handlers are started by _handle_event_internal, bounded
@@ -63,6 +63,7 @@ class EventServer(socketio.Server):
             logger=False,
             engineio_logger=False,
         )
+        read_engineio_packets_strictly()
         self.queue_limits = (settings.send_queue_max_messages, settings.send_queue_max_bytes)
         self.inbound_limits = inbound.InboundLimits(
             settings.inbound_packets_per_second,

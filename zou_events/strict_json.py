@@ -15,6 +15,7 @@ import json
 import math
 from typing import Any
 
+import engineio.packet
 from socketio.packet import Packet
 
 # Kitsu's payloads nest a few levels; python-socketio's recursive walks fail near 450.
@@ -109,8 +110,16 @@ STRICT = BoundedJson()
 class ClientPacket(Packet):
     """python-socketio's packet with bounded JSON, given to the server as its ``serializer``.
 
-    A subclass rather than the server's ``json=`` option: that one sets the JSON module of
-    python-socketio's and engineio's packet classes for the whole process.
+    A subclass rather than the server's ``json=`` option: that one also sets the JSON module
+    of python-socketio's own packet class, for every client and server of the process.
     """
 
     json = STRICT
+
+
+def read_engineio_packets_strictly() -> None:
+    """engineio reads a message packet that is not Socket.IO (``4[[[...``) as JSON, catching
+    ValueError only: nesting past the recursion limit raised out of its WebSocket reader.
+    Its packet class is the only one it has, so this is process-wide; what engineio writes
+    itself (handshakes, errors) is plain JSON either way."""
+    engineio.packet.Packet.json = STRICT

@@ -212,3 +212,25 @@ def test_a_lost_subscription_is_reported_and_restored_by_itself(
         assert metric(server, "zou_events_redis_subscriber_restarts_total", reason="stalled") == 0
     finally:
         alice.close()
+
+
+def test_client_packets_nested_too_deep_or_with_nan_are_dropped(
+    server: ServerHandle, private_redis: RedisServer
+) -> None:
+    """Engine.IO's and Socket.IO's readers alike: the packet is dropped and counted, the
+    socket keeps receiving (a RecursionError used to escape Engine.IO's WebSocket reader)."""
+    alice = RawSocket(server)
+    try:
+        before = metric(server, "zou_events_client_packets_dropped_total")
+        alice.ws.send("4" + nested(5000))  # a message that is not Socket.IO, too deep
+        alice.ws.send("42/events," + f'["main:x",{nested(200)}]')
+        alice.ws.send('42/events,["main:x",{"x":NaN}]')
+        wait_until(
+            lambda: metric(server, "zou_events_client_packets_dropped_total") == before + 3,
+            5,
+            "three packets dropped",
+        )
+        private_redis.client(db=2).publish(CHANNEL, emit("main:after", "[1]"))
+        assert alice.next_event("main:after") == [1]  # the sender is still served
+    finally:
+        alice.close()
