@@ -1,18 +1,25 @@
 """The inbound budget of a session (zou_events/inbound.py) on engineio's and python-socketio's
 real objects: token buckets, the metering of polling packets, what counts as an Engine.IO
-packet, and bounds on binary attachments."""
+packet, bounds on binary attachments, and the cap on the handlers one socket runs."""
 
 from __future__ import annotations
 
+import io
+import json
+
 import engineio
+import gevent
 import pytest
 from engineio import packet as eio_packet
 from engineio.socket import Socket
+from gevent.event import Event
 from socketio import packet as sio_packet
 
 from zou_events import inbound
+from zou_events.config import load_settings
 from zou_events.inbound import InboundLimits, InboundMeter
 from zou_events.limits import TokenBucket
+from zou_events.server import EventServer
 
 
 def test_token_bucket_starts_full_refills_at_its_rate_and_caps_at_its_burst() -> None:
@@ -20,8 +27,8 @@ def test_token_bucket_starts_full_refills_at_its_rate_and_caps_at_its_burst() ->
     start = bucket.updated
     assert all(bucket.take(1, start) for _ in range(5))
     assert not bucket.take(1, start)
-    assert bucket.take(1, start + 0.1)  # one token back after 0.1 s at 10/s
-    assert not bucket.take(1, start + 0.1)
+    assert bucket.take(1, start + 0.15)  # one token back after 0.1 s at 10/s
+    assert not bucket.take(1, start + 0.15)
     assert not bucket.take(6, start + 100)  # never more than the burst saved
     assert bucket.take(5, start + 100)
 
@@ -115,3 +122,58 @@ def test_attachments_bounded_in_count_and_total_size() -> None:
         encoded_packet=f'5{inbound.MAX_ATTACHMENTS + 1}-["x",{{"_placeholder":true,"num":0}}]'
     )
     assert not inbound.attachments_within(too_many, 10**9)
+
+
+class InProcess:
+    """The real EventServer, asked through its WSGI entry as gunicorn's worker would."""
+
+    def __init__(self) -> None:
+        settings = load_settings({"SECRET_KEY": "k" * 32, "ZOU_EVENTS_ZOU_API_URL": ""})
+        self.sio = EventServer(settings)
+        body = self.request("GET")
+        self.sid = json.loads(body[1:])["sid"]
+
+    def request(self, method: str, body: str = "") -> str:
+        query = "EIO=4&transport=polling" + (f"&sid={self.sid}" if method == "POST" else "")
+        data = body.encode()
+        environ = {
+            "REQUEST_METHOD": method,
+            "PATH_INFO": "/socket.io/",
+            "QUERY_STRING": query,
+            "CONTENT_LENGTH": str(len(data)),
+            "wsgi.input": io.BytesIO(data),
+        }
+        statuses: list[str] = []
+        response = self.sio.handle_request(environ, lambda status, _h: statuses.append(status))
+        assert statuses[0].startswith("200"), statuses
+        return b"".join(response).decode()
+
+
+def test_the_server_runs_at_most_a_few_handlers_per_socket() -> None:
+    """python-socketio would start one greenlet per event; past HANDLERS_PER_SOCKET running,
+    the reader of that socket (here a polling POST) waits instead."""
+    server = InProcess()
+    release = Event()
+    running = peak = handled = 0
+
+    def slow(_sid: str) -> None:
+        nonlocal running, peak, handled
+        running += 1
+        peak = max(peak, running)
+        release.wait()
+        running -= 1
+        handled += 1
+
+    server.sio.on("slow", slow, namespace="/")
+    server.request("POST", "40")
+    events = 2 * inbound.HANDLERS_PER_SOCKET
+    post = gevent.spawn(server.request, "POST", "\x1e".join(['42["slow"]'] * events))
+    gevent.sleep(0.1)
+    assert peak == inbound.HANDLERS_PER_SOCKET
+    assert not post.ready()  # its reader waits for a slot
+    release.set()
+    post.join(5)
+    assert post.successful()
+    gevent.sleep(0.01)
+    assert handled == events
+    assert peak == inbound.HANDLERS_PER_SOCKET
