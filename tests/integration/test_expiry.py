@@ -16,7 +16,7 @@ from tests.support.js_client import JsClient
 from tests.support.server import ServerHandle
 from tests.support.tokens import make_token
 
-LIFETIME = 4  # seconds: long enough to connect and upgrade first on a loaded machine
+LIFETIME = 8  # seconds: long enough to connect and upgrade first on a loaded machine
 CUT_BOUND = 2.0  # the cut comes within this long after exp (an event-loop timer)
 QUIET = 6.0  # longer than socket.io-client's reconnection delay (1 s, up to 5 s)
 
