@@ -32,7 +32,7 @@ def refusal(text: str | bytes, reader: BoundedJson = STRICT) -> str:
 
 @pytest.mark.parametrize(
     "text",
-    ["NaN", "[Infinity]", '{"x": -Infinity}', "1e999", "[-1e999]", "1" * 101, "-" + "9" * 101],
+    ["NaN", "[Infinity]", '{"x": -Infinity}', "1e999", "[-1e999]", "1.8e308"],
 )
 def test_numbers_a_browser_cannot_read_back_are_refused(text: str) -> None:
     assert refusal(text) == "bad_number"
@@ -40,7 +40,8 @@ def test_numbers_a_browser_cannot_read_back_are_refused(text: str) -> None:
 
 def test_ordinary_numbers_are_read() -> None:
     assert STRICT.loads("[1.5e308, -0.0, 9007199254740993]") == [1.5e308, -0.0, 9007199254740993]
-    assert STRICT.loads("9" * 100) == int("9" * 100)
+    assert STRICT.loads("9" * 4000) == int("9" * 4000)
+    assert refusal("9" * 5000) == "malformed_json"  # Python's own bound on integer digits
 
 
 @pytest.mark.parametrize("make", [nested, nested_objects])
