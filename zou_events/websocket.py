@@ -244,16 +244,39 @@ class WebSocket:
             with contextlib.suppress(OSError):
                 self._sock.shutdown(socket.SHUT_RDWR)
 
-    def _read_exact(self, count: int) -> bytes:
+    def _fill(self) -> None:
+        """One read of what the kernel has (waiting for something if it has nothing)."""
         assert self._sock is not None
-        while len(self._buffer) < count:
-            chunk = self._sock.recv(_RECV_SIZE)
-            if not chunk:
-                raise ConnectionResetError("peer closed the connection")
-            self._buffer += chunk
+        chunk = self._sock.recv(_RECV_SIZE)
+        if not chunk:
+            raise ConnectionResetError("peer closed the connection")
+        self._buffer += chunk
+
+    def _take(self, count: int) -> bytes:
         data = bytes(self._buffer[:count])
         del self._buffer[:count]
         return data
+
+    def _read_exact(self, count: int) -> bytes:
+        while len(self._buffer) < count:
+            self._fill()
+        return self._take(count)
+
+    def _read_text(self, length: int, mask: bytes, decoder: Any, final: bool) -> str:
+        """A text frame's payload, checked as its bytes arrive: invalid UTF-8 fails the
+        connection before the rest of the frame comes (RFC 6455 §8.1, "fail fast")."""
+        text: list[str] = []
+        offset = 0
+        while offset < length:
+            if not self._buffer:
+                self._fill()
+            chunk = self._take(min(len(self._buffer), length - offset))
+            key = mask[offset % 4 :] + mask[: offset % 4]
+            text.append(decoder.decode(_unmask(chunk, key), False))
+            offset += len(chunk)
+        if final:
+            text.append(decoder.decode(b"", True))
+        return "".join(text)
 
     def _take_turn(self, length: int) -> None:
         """Account for one frame; past the turn's share, let the other greenlets run."""
@@ -263,8 +286,9 @@ class WebSocket:
             self._turn_frames = self._turn_bytes = 0
             gevent.sleep(0)
 
-    def _read_frame(self, pending: int) -> tuple[bool, int, bytes]:
-        """The next frame, with ``pending`` bytes of a fragmented message read before it."""
+    def _read_header(self, pending: int) -> tuple[bool, int, int, bytes]:
+        """(fin, opcode, payload length, mask) of the next frame, with ``pending`` bytes of a
+        fragmented message read before it; charged to the budget before its payload is read."""
         first, second = self._read_exact(2)
         fin, opcode = bool(first & 0x80), first & 0x0F
         if first & 0x70:
@@ -286,8 +310,7 @@ class WebSocket:
         if self._meter is not None and not self._meter.charge(length):
             raise ProtocolError(CLOSE_POLICY, "inbound budget exceeded", INBOUND_FLOOD)
         self._take_turn(length)
-        mask = self._read_exact(4)
-        return fin, opcode, _unmask(self._read_exact(length), mask)
+        return fin, opcode, length, self._read_exact(4)
 
     def _control(self, opcode: int, payload: bytes) -> bool:
         """Answer a control frame; True when it closes the connection."""
@@ -305,11 +328,11 @@ class WebSocket:
         parts: list[Any] = []
         size = 0
         message_opcode: int | None = None
-        decoder: Any = None  # text in several frames: checked as each one arrives
+        decoder: Any = None  # a text message is checked as its bytes arrive
         while True:
-            fin, opcode, payload = self._read_frame(size)
+            fin, opcode, length, mask = self._read_header(size)
             if opcode >= OP_CLOSE:
-                if self._control(opcode, payload):
+                if self._control(opcode, _unmask(self._read_exact(length), mask)):
                     return None
                 continue
             if opcode == OP_CONTINUATION:
@@ -319,24 +342,18 @@ class WebSocket:
                 raise ProtocolError(CLOSE_PROTOCOL_ERROR, "expected a continuation frame")
             else:
                 message_opcode = opcode
-                if opcode == OP_TEXT and not fin:
+                if opcode == OP_TEXT:
                     decoder = _utf8_decoder()
-            size += len(payload)
+            size += length
             if decoder is not None:
                 try:
-                    parts.append(decoder.decode(payload, fin))
+                    parts.append(self._read_text(length, mask, decoder, fin))
                 except UnicodeDecodeError:
                     raise ProtocolError(CLOSE_INVALID_DATA, "invalid UTF-8") from None
             else:
-                parts.append(payload)
+                parts.append(_unmask(self._read_exact(length), mask))
             if fin:
                 break
         if decoder is not None:
-            return "".join(parts)
-        data = parts[0] if len(parts) == 1 else b"".join(parts)
-        if message_opcode == OP_BINARY:
-            return data
-        try:
-            return data.decode("utf-8")
-        except UnicodeDecodeError:
-            raise ProtocolError(CLOSE_INVALID_DATA, "invalid UTF-8") from None
+            return parts[0] if len(parts) == 1 else "".join(parts)
+        return parts[0] if len(parts) == 1 else b"".join(parts)

@@ -224,6 +224,13 @@ def test_invalid_utf8_fails_at_the_fragment_that_has_it(conn: Connection) -> Non
     assert conn.cuts == [(inbound.PROTOCOL_ERROR, True)]
 
 
+def test_invalid_utf8_fails_before_the_rest_of_its_frame_arrives(conn: Connection) -> None:
+    """The same within one frame whose payload comes in pieces."""
+    whole = frame(b"valid \xff and the rest of a long frame" * 100)
+    conn.client.send(whole[:20])  # header, mask and the first bytes, the invalid one among them
+    assert conn.client.close_code() == 1007
+
+
 def test_a_fragmented_message_is_bounded_in_total(conn: Connection) -> None:
     half = b"x" * (MAX_PAYLOAD // 2 + 1)
     conn.client.send(frame(half, fin=False), frame(half, OP_CONTINUATION, fin=False))
