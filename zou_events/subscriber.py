@@ -17,6 +17,7 @@ import structlog
 
 from zou_events import metrics
 from zou_events.fanout import Fanout
+from zou_events.log_limit import log_misbehaviour
 from zou_events.messages import DEFAULT_MAX_BYTES, DroppedMessage, Emit, decode
 
 log = structlog.get_logger("zou_events.subscriber")
@@ -204,4 +205,5 @@ class Subscriber:
     @staticmethod
     def _dropped(reason: str, detail: str) -> None:
         metrics.redis_messages_dropped.labels(reason).inc()
-        log.warning("dropped redis message", reason=reason, detail=detail)
+        # a publisher gone wrong may send thousands a second: the counter has them all
+        log_misbehaviour(log, "warning", "dropped redis message", reason=reason, detail=detail)
