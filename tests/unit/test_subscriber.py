@@ -80,7 +80,8 @@ def test_a_dead_loop_is_reported_at_once_and_restarted(
 def test_a_loop_that_stops_turning_is_restarted(
     fanout: Fanout, started: list[Subscriber], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(subscriber_module, "RESTART_AFTER_SECONDS", 0.5)
+    monkeypatch.setattr(subscriber_module, "STALL_SECONDS", 0.2)
+    monkeypatch.setattr(subscriber_module, "RESTART_AFTER_SECONDS", 1.5)
     calls: list[int] = []
 
     def connect() -> redis.Redis:
@@ -90,9 +91,13 @@ def test_a_loop_that_stops_turning_is_restarted(
         raise redis.ConnectionError("down")
 
     subscriber = Subscriber(connect, "channel", fanout)
+    subscriber._subscribed = True  # as if it had been subscribed before it stopped turning
     before = restarts("stalled")
     subscriber.start()
     started.append(subscriber)
+    assert subscriber.subscribed
+    wait_for(lambda: not subscriber.subscribed, timeout=1.0)  # /ready: alive is not enough
+    assert not subscriber._greenlet.dead and restarts("stalled") == before
     wait_for(lambda: restarts("stalled") == before + 1)
     wait_for(lambda: len(calls) >= 2)
 
