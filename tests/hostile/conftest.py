@@ -1,0 +1,29 @@
+"""Fixtures of the hostile-client suite: one live instance with default limits for the whole
+suite (its canary keeps running between attacks), and a small-capacity one for the
+admission attacks."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+
+from tests.hostile.support import Instance
+
+SMALL_CAP = 20
+
+
+@pytest.fixture(scope="session")
+def instance() -> Iterator[Instance]:
+    """A default instance: nothing set but its Redis (and no Zou API, which rooms would ask)."""
+    live = Instance()
+    yield live
+    live.close()
+
+
+@pytest.fixture(scope="session")
+def small_cap() -> Iterator[Instance]:
+    """An instance of ZOU_EVENTS_MAX_SOCKETS sockets, its canary being one of them."""
+    live = Instance({"ZOU_EVENTS_MAX_SOCKETS": str(SMALL_CAP)})
+    yield live
+    live.close()

@@ -1,0 +1,192 @@
+"""Hostile HTTP clients (issue 10, items 2 and 3, sessions that never join, slow bodies):
+every polling request answered within a bounded time, admission decided on the real
+session table, sessions without a namespace closed in time and holding no place."""
+
+from __future__ import annotations
+
+import socket
+import time
+from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
+
+import urllib3
+
+from tests.hostile.conftest import SMALL_CAP
+from tests.hostile.support import Counted, Instance, attack_window, open_websocket
+from tests.support.raw_eio import Polling
+from tests.support.raw_websocket import RawWebSocket
+
+HANDSHAKE = "/socket.io/?EIO=4&transport=polling"
+REFUSED_POSTS = "zou_events_polling_requests_refused_total"
+REFUSED = "zou_events_connections_refused_total"
+MAX_PAYLOAD = 1_000_000  # the default ZOU_EVENTS_MAX_PAYLOAD_BYTES
+BODY_TIMEOUT = 10.0  # the default ZOU_EVENTS_REQUEST_BODY_TIMEOUT
+ANSWER_BOUND = 1.0  # seconds for a refused POST to be answered (issue 10)
+
+
+def post(instance: Instance, sid: str, body: bytes, length: int | None = None) -> socket.socket:
+    """A polling POST on a fresh connection; ``length`` may announce more than is sent."""
+    conn = socket.create_connection(("127.0.0.1", instance.port), timeout=5)
+    head = (
+        f"POST {HANDSHAKE}&sid={sid} HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+        "Content-Type: text/plain;charset=UTF-8\r\n"
+        f"Content-Length: {len(body) if length is None else length}\r\n\r\n"
+    )
+    conn.sendall(head.encode() + body)
+    return conn
+
+
+def status_within(conn: socket.socket, timeout: float) -> int | None:
+    """The status of the response on ``conn``, None when none came within ``timeout``."""
+    conn.settimeout(timeout)
+    received = b""
+    try:
+        while b"\r\n" not in received:
+            chunk = conn.recv(4096)
+            if not chunk:
+                return None
+            received += chunk
+    except OSError:
+        return None
+    return int(received.split(b" ", 2)[1])
+
+
+# Packet types a client may not POST, an unknown one, and a body over maxPayload (announced
+# in full, 64 KiB of it sent).
+BAD_BODIES: dict[str, tuple[bytes, int | None]] = {
+    "type 6 (noop)": (b"6", None),
+    "type 2 (ping)": (b"2", None),
+    "type 7": (b"7", None),
+    "unknown type 9": (b"9", None),
+    "over maxPayload": (b"4" * 65536, MAX_PAYLOAD + 1),
+}
+
+
+def refused_post(instance: Instance, case: str) -> tuple[str, int | None, float]:
+    """(case, status, seconds to the answer) of one bad POST on a fresh session."""
+    sid = Polling(instance.url).sid
+    body, length = BAD_BODIES[case]
+    started = time.monotonic()
+    with post(instance, sid, body, length) as conn:
+        status = status_within(conn, 3.0)
+    return case, status, time.monotonic() - started
+
+
+def test_bad_polling_posts_are_answered_400_at_once(instance: Instance) -> None:
+    """Each bad body gets 400 within 1 s, a hundred in parallel and then twenty at a time
+    for 10 s (no token): nothing waits forever, nothing is exhausted."""
+    cases = list(BAD_BODIES)
+    results: list[tuple[str, int | None, float]] = []
+    expect = [
+        Counted(REFUSED_POSTS, {"reason": "bad_request"}, at_least=100),
+        Counted(REFUSED_POSTS, {"reason": "too_large"}, at_least=20),
+    ]
+    with (
+        attack_window(instance, "bad polling POSTs", expect) as window,
+        ThreadPoolExecutor(100) as pool,
+    ):
+        results += pool.map(lambda i: refused_post(instance, cases[i % len(cases)]), range(100))
+        for count in window.running(limit=1_000):
+            batch = [cases[(count * 20 + i) % len(cases)] for i in range(20)]
+            results += pool.map(lambda case: refused_post(instance, case), batch)
+            time.sleep(0.1)  # pacing under the new-session rate (300/s), not synchronisation
+        window.notes["attacker"] = {
+            "posts": len(results),
+            "statuses": dict(Counter(str(status) for _, status, _ in results)),
+            "slowest_s": round(max(seconds for _, _, seconds in results), 3),
+        }
+    late = [
+        (case, status, round(s, 2))
+        for case, status, s in results
+        if status != 400 or s >= ANSWER_BOUND
+    ]
+    assert not late, f"{len(late)} of {len(results)} not answered 400 within 1 s: {late[:10]}"
+
+
+def test_slow_post_bodies_get_408_and_are_closed(instance: Instance) -> None:
+    """Fifty POSTs whose body never completes, half silent, half trickling a byte a second:
+    each answered 408 once ZOU_EVENTS_REQUEST_BODY_TIMEOUT (10 s) has passed."""
+    conns: list[tuple[socket.socket, bool]] = []
+    statuses: dict[int, int | None] = {}
+    expect = [Counted(REFUSED_POSTS, {"reason": "body_timeout"}, at_least=50)]
+    with attack_window(instance, "slow POST bodies", expect, seconds=BODY_TIMEOUT + 2) as window:
+        for index in range(50):
+            sid = Polling(instance.url).sid
+            conn = post(instance, sid, b"42/events,", length=1000)
+            conn.setblocking(False)
+            conns.append((conn, index % 2 == 0))
+        for _ in window.running(limit=100):
+            for index, (conn, trickles) in enumerate(conns):
+                if index in statuses:
+                    continue
+                try:
+                    answer = conn.recv(4096)
+                    statuses[index] = int(answer.split(b" ", 2)[1]) if answer else None
+                except BlockingIOError:
+                    if trickles:
+                        conn.send(b"x")
+                except OSError:
+                    statuses[index] = None
+            time.sleep(min(1.0, window.remaining()))  # the trickle's pace
+        window.notes["attacker"] = dict(Counter(str(s) for s in statuses.values()))
+    for conn, _ in conns:
+        conn.close()
+    assert sorted(statuses) == list(range(50)), f"{50 - len(statuses)} bodies still held"
+    assert set(statuses.values()) == {408}, statuses
+
+
+def joined_websocket(instance: Instance) -> RawWebSocket:
+    return open_websocket(instance, instance.cookie())
+
+
+def test_sid_in_the_query_string_is_no_way_past_a_full_instance(small_cap: Instance) -> None:
+    """With the cap reached by real sockets, handshakes whose query string merely contains
+    ``sid=`` are refused like any other (the issue got 30 sockets on a cap of 20)."""
+    members = [joined_websocket(small_cap) for _ in range(SMALL_CAP - 1)]  # + the canary
+    queries = ("&sid=", "&xsid=1", "&sid=&sid=x", "&sid=not-a-session")
+    statuses: Counter[str] = Counter()
+    expect = [Counted(REFUSED, {"reason": "over_capacity"}, at_least=100)]
+    try:
+        with attack_window(small_cap, "sid= admission bypass", expect) as window:
+            for count in window.running(limit=5_000):
+                query = queries[count % len(queries)]
+                if count % 2:
+                    response = urllib3.request(
+                        "GET", small_cap.url + HANDSHAKE + query, retries=False, timeout=5
+                    )
+                    statuses[f"polling{query} {response.status}"] += 1
+                else:
+                    with RawWebSocket(
+                        small_cap.port, "EIO=4&transport=websocket" + query, small_cap.cookie()
+                    ) as ws:
+                        statuses[f"websocket{query} {ws.status}"] += 1
+                time.sleep(0.02)  # an attacker's pace; the cap, not the rate, is under test
+            connected = small_cap.server.get_json("/stats")[1]
+            window.notes["attacker"] = dict(statuses)
+    finally:
+        for ws in members:
+            ws.close()
+    admitted = {key: n for key, n in statuses.items() if not key.endswith(" 503")}
+    assert not admitted, f"admitted past a full instance: {admitted}"
+    assert connected["nb_connections"] <= SMALL_CAP, connected
+
+
+def test_sessions_that_never_join_hold_no_place(small_cap: Instance) -> None:
+    """Hundreds of Engine.IO sessions (no token) that never join a namespace: closed after
+    ZOU_EVENTS_CONNECT_TIMEOUT and counted, and a real user still gets in all along."""
+    idle: list[object] = []
+    users: Counter[str] = Counter()
+    expect = [Counted(REFUSED, {"reason": "connect_timeout"}, at_least=100)]
+    with attack_window(small_cap, "sessions that never join", expect) as window:
+        for count in window.running(limit=2_000):
+            for _ in range(20):
+                idle.append(Polling(small_cap.url))
+            if count % 5 == 0:
+                try:
+                    with joined_websocket(small_cap):
+                        users["admitted"] += 1
+                except AssertionError:
+                    users["refused"] += 1
+            time.sleep(0.1)  # 200 sessions a second at most, under the new-session rate
+        window.notes["attacker"] = {"idle sessions": len(idle), **users}
+    assert users["refused"] == 0, users
