@@ -112,7 +112,10 @@ class RoomHandlers:
             except Refused as refused:
                 self._refused(sid, name, refused.reason)
             except (redis.RedisError, OSError) as error:
-                log.warning("room store unavailable", error=str(error))
+                # every room event of every socket while Redis is down: rate-limited too
+                log_misbehaviour(
+                    log, "warning", "room store unavailable", reason="redis", error=str(error)
+                )
                 self._refused(sid, name, "store_unavailable")
 
         run.__name__ = f"on_{name.replace('-', '_')}"
