@@ -65,8 +65,9 @@ def check_units(unit_dir: Path, work: Path) -> None:
         assert result.returncode == 0, f"{name}: exposure {exposure.group(1)} > {MAX_EXPOSURE}"
 
 
-def render_role(out: Path, **overrides: Any) -> Path:
-    """The files the role writes, rendered by its own tasks into ``out``."""
+def render_role(out: Path, inventory: str = "localhost,", **overrides: Any) -> Path:
+    """The files the role writes, rendered by its own tasks into ``out`` (for the inventory's
+    host ``localhost``)."""
     for sub in ("systemd", "nginx/conf.d", "nginx/snippets"):
         (out / sub).mkdir(parents=True, exist_ok=True)
     extra = {
@@ -83,7 +84,7 @@ def render_role(out: Path, **overrides: Any) -> Path:
     result = run_tool(
         deploy_tool("ansible-playbook"),
         "-i",
-        "localhost,",
+        inventory,
         str(ROOT / "tests/deploy/render.yml"),
         "-e",
         json.dumps(extra),
@@ -162,19 +163,6 @@ def test_environment_file_is_secret_and_quoted_for_systemd(custom_files: Path) -
     assert lines["EVENT_STREAM_HOST"] == '"0.0.0.0"'
     assert lines["ZOU_EVENTS_ACCESS_LOG"] == '"true"'
     assert "KV_PASSWORD" not in lines  # empty: Zou's own value applies
-
-
-def test_nginx_upstream_hashes_only_with_several_instances(
-    default_files: Path, custom_files: Path
-) -> None:
-    for files, ports in ((default_files, ["5001"]), (custom_files, ["6001", "6002", "6003"])):
-        upstream = (files / "nginx/conf.d/zou-events-upstream.conf").read_text()
-        assert re.findall(r"^\s*server 127\.0\.0\.1:(\d+)", upstream, re.MULTILINE) == ports
-        assert ("hash $remote_addr consistent;" in upstream) == (len(ports) > 1)
-        location = (files / "nginx/snippets/zou-events.conf").read_text()
-        assert "location /socket.io {" in location
-        assert "proxy_pass http://zou_events;" in location
-        assert 'proxy_set_header Connection "upgrade";' in location
 
 
 def test_prometheus_job_reads_the_targets_of_every_host(custom_files: Path, tmp_path: Path) -> None:
