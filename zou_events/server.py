@@ -30,7 +30,7 @@ log = structlog.get_logger("zou_events.server")
 EVENTS = "/events"
 ACCEPTED_NAMESPACES = ("/", EVENTS)
 
-# Kicks after which the client should come back by itself (see ConnectionHandlers.kick).
+# Kicks after which a browser should come back by itself (see ConnectionHandlers.kick).
 RECONNECT_REASONS = frozenset({"token_expired"})
 
 _DISCONNECT_REASONS = {
@@ -203,15 +203,19 @@ class ConnectionHandlers:
         """Disconnect an /events socket on the server's initiative, with a metrics reason.
 
         A Socket.IO DISCONNECT is final for socket.io-client (no reconnection): right for a
-        revoked token or an abusive client. At expiry the transport is ended instead, as
-        the drain does: the client reconnects by itself with its current cookie, accepted
-        if it was renewed meanwhile, refused with Zou's message if not.
+        revoked token or an abusive client. At the expiry of a cookie's token the transport
+        is ended instead, as the drain does: the browser reconnects by itself with its
+        current cookie (Kitsu renews it), accepted if renewed, refused with Zou's message if
+        not. A token from a header or the auth payload is the client's own setting: it would
+        come back with the same expired token (python-socketio, gazu's client, retries a
+        refused connection forever), so it gets the final DISCONNECT.
         """
-        if self.sessions.get(sid) is None:
+        identity = self.sessions.get(sid)
+        if identity is None:
             return
         self.kick_reasons[sid] = reason
         log.info("disconnecting socket", sid=sid, reason=reason)
-        if reason not in RECONNECT_REASONS:
+        if reason not in RECONNECT_REASONS or identity.source != "cookie":
             self.sio.disconnect(sid, namespace=EVENTS)
             return
         eio_sid = self.sio.manager.eio_sid_from_sid(sid, EVENTS)

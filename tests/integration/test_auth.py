@@ -151,8 +151,8 @@ def test_socket_cut_at_token_expiry(server: ServerHandle) -> None:
     with JsClient(server.url, auth={"token": token}) as client:
         client.wait_type("connect")
         expires_at = time.time() + 3
-        # the transport ends (tests/integration/test_expiry.py): the client may come back
-        assert client.wait_type("disconnect", timeout=10)["reason"] == "transport close"
+        # an auth-payload token cannot be renewed: for good (a cookie's: test_expiry.py)
+        assert client.wait_type("disconnect", timeout=10)["reason"] == "io server disconnect"
         assert time.time() - expires_at < 2.0
 
 

@@ -1,7 +1,8 @@
-"""Token expiry without a silent tab (issue 11): at ``exp`` the transport ends (no Socket.IO
-DISCONNECT, which socket.io-client takes as final), so Kitsu's client reconnects by itself
-with the cookie its browser holds then: accepted if Kitsu renewed it, refused with Zou's
-message otherwise, and then it stops. Revocation still disconnects for good."""
+"""Token expiry without a silent tab (issue 11): at the ``exp`` of a cookie's token the
+transport ends (no Socket.IO DISCONNECT, which socket.io-client takes as final), so Kitsu's
+client reconnects by itself with the cookie its browser holds then: accepted if Kitsu renewed
+it, refused with Zou's message otherwise, and then it stops. A header's token, and any
+revoked token, is still disconnected for good."""
 
 from __future__ import annotations
 
@@ -67,6 +68,20 @@ def test_a_tab_whose_cookie_was_not_renewed_is_refused_once_and_stops(
         assert [m["type"] for m in tab.seen].count("connect_error") == 1
         assert len([m for m in tab.seen if m["type"] == "open"]) == opened
         assert not [m for m in tab.seen if m["type"] == "connect"][1:]
+
+
+def test_a_header_token_cannot_be_renewed_so_its_socket_is_disconnected_for_good(
+    server: ServerHandle,
+) -> None:
+    """gazu and scripts send the token in a header (or the auth payload): reconnecting would
+    bring the same expired token back, and python-socketio retries a refused connection
+    forever. They get the final Socket.IO DISCONNECT, as before."""
+    token = make_token(server.secret_key, lifetime=LIFETIME)
+    with JsClient(server.url, authorization=f"Bearer {token}", reconnection=True) as script:
+        script.wait_type("connect")
+        assert script.wait_type("disconnect", timeout=LIFETIME + 10)["reason"] == (
+            "io server disconnect"
+        )
 
 
 def test_revocation_still_disconnects_for_good(
