@@ -7,12 +7,13 @@ import json
 import os
 import sys
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
+import redis
 import structlog
 import urllib3
 
-from zou_events import __version__, logs, redis_link
+from zou_events import __version__, checks, logs, redis_link
 from zou_events.config import KV_EVENTS_DB_INDEX, ConfigError, Settings, load_settings
 from zou_events.messages import zou_emit
 
@@ -37,30 +38,35 @@ def _serve(settings: Settings, _args: argparse.Namespace) -> int:
     return 0  # not reached
 
 
+def _report(name: str, check: Callable[[], str]) -> bool:
+    """One line per check; a failure names its exact error type."""
+    try:
+        detail = check()
+    except (checks.CheckFailed, redis.RedisError, OSError, urllib3.exceptions.HTTPError) as error:
+        print(f"{name}: FAILED ({type(error).__name__}: {error})")
+        return False
+    print(f"{name}: ok ({detail})")
+    return True
+
+
 def _check(settings: Settings, _args: argparse.Namespace) -> int:
-    ok = True
     print(f"configuration: ok (instance {settings.instance_id}, port {settings.port})")
+    results = []
     if settings.mode == "standalone":
         print("redis: not used (ZOU_EVENTS_MODE=standalone)")
-    elif redis_link.answers(settings, timeout=2.0):
-        print(f"redis: ok ({settings.redis.describe()})")
+    elif _report("redis", lambda: checks.redis_ping(settings)):
+        results.append(_report("redis pub/sub", lambda: checks.redis_round_trip(settings)))
     else:
-        ok = False
-        print(f"redis: FAILED, no answer from {settings.redis.describe()}")
+        results.append(False)
+        print("redis pub/sub: not checked (Redis does not answer)")
     if not settings.zou_api_url:
         print("zou api: check disabled (ZOU_EVENTS_ZOU_API_URL is empty)")
+    elif _report("zou api", lambda: checks.zou_version(settings)):
+        results.append(_report("secret key", lambda: checks.secret_key(settings)))
     else:
-        try:
-            response = urllib3.request(
-                "GET", settings.zou_api_url + "/", timeout=settings.zou_api_timeout, retries=False
-            )
-            reachable = response.status < 500
-            print(f"zou api: {'ok' if reachable else 'FAILED'} (HTTP {response.status})")
-            ok = ok and reachable
-        except urllib3.exceptions.HTTPError as error:
-            ok = False
-            print(f"zou api: FAILED, {settings.zou_api_url} unreachable ({type(error).__name__})")
-    return 0 if ok else EXIT_CHECK_FAILED
+        results.append(False)
+        print("secret key: not checked (the Zou API check failed)")
+    return 0 if all(results) else EXIT_CHECK_FAILED
 
 
 def _publish(settings: Settings, args: argparse.Namespace) -> int:
@@ -92,7 +98,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--version", action="version", version=f"zou-events {__version__}")
     commands = parser.add_subparsers(dest="command", required=True)
     commands.add_parser("serve", help="run the server (gunicorn, one gevent worker)")
-    commands.add_parser("check", help="check the configuration, Redis and Zou's API")
+    commands.add_parser(
+        "check", help="check the configuration, Redis (pub/sub included), Zou's API and key"
+    )
     publish = commands.add_parser("publish", help="publish an event exactly as Zou's API does")
     publish.add_argument("event", help='event name, e.g. "main:test"')
     publish.add_argument("json", nargs="?", default="{}", help="payload as JSON (default {})")

@@ -13,8 +13,11 @@ import gevent
 
 from zou_events.config import load_settings
 from zou_events.logs import logging_config
+from zou_events.sd_notify import take_notify_socket
 
 _settings = load_settings()
+# READY=1 comes from the worker once subscribed to Redis, not from gunicorn when it listens.
+take_notify_socket()
 
 wsgi_app = "zou_events.app:create_app()"
 bind = [f"{_settings.host}:{_settings.port}"]

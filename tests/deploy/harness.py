@@ -124,6 +124,7 @@ def build_wheel(dest: Path, version: str | None = None) -> Path:
     )
     for name in ("pyproject.toml", "README.md"):
         shutil.copy2(ROOT / name, source / name)
+    shutil.copytree(ROOT / "docs", source / "docs")  # installed as the package's documentation
     if version:
         init = source / "zou_events" / "__init__.py"
         init.write_text(

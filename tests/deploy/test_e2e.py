@@ -386,6 +386,58 @@ def test_stopping_an_instance_moves_its_clients_to_the_other(
             box.run("systemctl", "start", deployment.unit(stopped), check=False)
 
 
+def ready_status(deployment: Deployment, port: int) -> int | None:
+    """/ready's status, None while nothing answers on the port."""
+    try:
+        return deployment.http(port, "/ready")[0]
+    except AssertionError:
+        return None
+
+
+def assert_start_waits_for_redis(deployment: Deployment, port: int) -> None:
+    """`systemctl start` returns once the instance delivers: with Redis down it stays
+    "activating", its worker answering /ready 503 and systemd showing why, until Redis is back;
+    the moment it returns, /ready answers 200."""
+    box = deployment.container
+    unit = deployment.unit(port)
+    box.run("systemctl", "stop", unit)
+    box.run("systemctl", "stop", "redis-server")
+    start = subprocess.Popen(
+        ["nsenter", f"--target={box.leader}", "--all", "--", "systemctl", "start", unit],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    try:
+        wait_until(lambda: ready_status(deployment, port) == 503, 30, "the worker to answer")
+        assert start.poll() is None, "systemctl start returned before the instance can deliver"
+        assert box.unit_property(unit, "ActiveState") == "activating"
+        assert box.unit_property(unit, "StatusText").startswith("not ready: ")
+        box.run("systemctl", "start", "redis-server")
+        assert start.wait(30) == 0, start.communicate()[0]
+        assert deployment.http(port, "/ready")[0] == 200
+        assert box.unit_property(unit, "ActiveState") == "active"
+    finally:
+        if start.poll() is None:
+            start.kill()
+            start.wait()
+        box.run("systemctl", "start", "redis-server", check=False)
+        box.run("systemctl", "start", unit, check=False)
+
+
+def test_start_returns_once_the_instance_is_ready(
+    deployment: Deployment, converged: PlaybookRun
+) -> None:
+    box = deployment.container
+    unit = deployment.unit(PORTS[0])
+    # Documentation= names pages the package installed; the clock is waited for, not pulled in.
+    for uri in box.unit_property(unit, "Documentation").split():
+        box.run("test", "-s", uri.removeprefix("file:"))
+    assert "time-sync.target" in box.unit_property(unit, "After").split()
+    assert "time-sync.target" not in box.unit_property(unit, "Wants").split()
+    assert_start_waits_for_redis(deployment, PORTS[0])
+
+
 def test_one_socket_activated_instance_instead_of_two(
     deployment: Deployment, converged: PlaybookRun
 ) -> None:
@@ -406,3 +458,10 @@ def test_one_socket_activated_instance_instead_of_two(
         client.expect("connect")
     finally:
         client.close()
+
+
+def test_a_socket_activated_start_also_returns_once_ready(
+    deployment: Deployment, converged: PlaybookRun
+) -> None:
+    assert deployment.container.unit_property(deployment.unit(PORTS[0]), "TriggeredBy")
+    assert_start_waits_for_redis(deployment, PORTS[0])

@@ -10,6 +10,7 @@ import json
 import re
 import shutil
 import subprocess
+import tomllib
 from pathlib import Path
 from typing import Any
 
@@ -128,6 +129,36 @@ def custom_files(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 def test_shipped_units_verify_cleanly_and_are_hardened(tmp_path: Path) -> None:
     check_units(SYSTEMD_DIR, tmp_path)
+
+
+def unit_values(text: str, key: str) -> list[str]:
+    """Every value of ``key`` in a unit file, space-separated lists split."""
+    return [v for line in re.findall(rf"^{key}=(.*)$", text, re.MULTILINE) for v in line.split()]
+
+
+def test_service_is_ready_only_when_its_worker_says_so_and_waits_for_the_clock() -> None:
+    service = (SYSTEMD_DIR / "zou-events@.service").read_text()
+    # READY=1 comes from the worker (a child of the main process) once subscribed to Redis.
+    assert unit_values(service, "Type") == ["notify"]
+    assert unit_values(service, "NotifyAccess") == ["all"]
+    assert unit_values(service, "TimeoutStartSec") == ["60"]
+    # time-sync.target is passive: ordered after, never pulled in (systemd.special(7)).
+    assert "time-sync.target" in unit_values(service, "After")
+    for key in ("Wants", "Requires", "BindsTo"):
+        assert "time-sync.target" not in unit_values(service, key)
+
+
+def test_documentation_points_at_the_docs_the_package_installs() -> None:
+    pyproject = tomllib.loads((ROOT / "pyproject.toml").read_text())
+    data_files = pyproject["tool"]["setuptools"]["data-files"]["share/doc/zou-events"]
+    installed = {Path(f).name for pattern in data_files for f in ROOT.glob(pattern)}
+    for name in ("zou-events@.service", "zou-events@.socket"):
+        uris = unit_values((SYSTEMD_DIR / name).read_text(), "Documentation")
+        assert uris, name
+        for uri in uris:
+            directory, _, page = uri.removeprefix("file:").rpartition("/")
+            assert directory == "/opt/zou-events/venv/share/doc/zou-events", uri
+            assert page in installed, uri
 
 
 def test_role_units_are_the_shipped_units_with_the_defaults(default_files: Path) -> None:

@@ -8,6 +8,8 @@ import subprocess
 import sys
 
 from tests.support.js_client import JsClient
+from tests.support.redis_server import RedisServer
+from tests.support.round_robin_proxy import RoundRobinProxy
 from tests.support.server import ServerHandle, free_port
 
 
@@ -27,8 +29,10 @@ def test_check_reports_each_dependency_on_one_line(server: ServerHandle) -> None
     assert [line.split(":")[0] for line in ok.stdout.splitlines()] == [
         "configuration",
         "redis",
+        "redis pub/sub",
         "zou api",
     ]
+    assert "redis pub/sub: ok (a published message came back" in ok.stdout
     down = run_cli(
         "check",
         env={
@@ -38,7 +42,29 @@ def test_check_reports_each_dependency_on_one_line(server: ServerHandle) -> None
         },
     )
     assert down.returncode == 1
-    assert "redis: FAILED" in down.stdout and "zou api: FAILED" in down.stdout
+    # Each failure names its exact error type.
+    assert "redis: FAILED (ConnectionError: " in down.stdout
+    assert "zou api: FAILED (NewConnectionError: " in down.stdout
+    assert "redis pub/sub: not checked" in down.stdout
+    assert "secret key: not checked" in down.stdout
+
+
+def test_check_fails_when_published_messages_do_not_come_back(server: ServerHandle) -> None:
+    """KV_HOST on a load balancer over two Redis servers: the subscription lands on one,
+    publications on the other. Redis answers PING and accepts the subscription, and yet
+    nothing Zou publishes would reach the instance."""
+    first, second = RedisServer(), RedisServer()
+    try:
+        first.start()
+        second.start()
+        with RoundRobinProxy([first.port, second.port]) as proxy:
+            result = run_cli("check", env={**server.env, "KV_PORT": str(proxy.port)})
+    finally:
+        first.remove()
+        second.remove()
+    assert result.returncode == 1, result.stdout
+    assert "redis: ok" in result.stdout
+    assert "redis pub/sub: FAILED (PubSubNotDelivered: " in result.stdout
 
 
 def test_publish_reaches_clients_like_zous_api(server: ServerHandle, token: str) -> None:
