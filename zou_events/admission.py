@@ -53,13 +53,16 @@ class Admission:
         self._tokens = float(burst)
         self._updated = time.monotonic()
 
+    def overloaded(self) -> bool:
+        return self._loop_lag() > self.max_lag
+
     def refusal(self) -> str | None:
         """Why a new session must be refused now, or None to admit it."""
         if self._draining():
             return DRAINING
         if self._socket_count() >= self.max_sockets:
             return OVER_CAPACITY
-        if self._loop_lag() > self.max_lag:
+        if self.overloaded():
             # The worker is saturated: a session admitted now would wait its turn at every
             # step, and a client that gives up after 20 s retries, adding to the queue.
             return OVERLOADED

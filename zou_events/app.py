@@ -156,7 +156,7 @@ class Runtime:
         self.liveness.start()
         self.loop_lag.start()
         self.ready_notifier.start()
-        self.sio.pending.start()
+        self.sio.pending.start(overloaded=self.admission.overloaded)
 
     def is_ready(self) -> tuple[bool, str]:
         if self.draining:

@@ -5,6 +5,10 @@ after), so a session that never sends one would hold its place forever. Each get
 ZOU_EVENTS_CONNECT_TIMEOUT to have a CONNECT to "/" or "/events" accepted; one greenlet
 sweeps the late ones. Meanwhile they do not count against ZOU_EVENTS_MAX_SOCKETS: the
 new-session rate limit and this timeout bound how many there can be.
+
+While the worker is overloaded a CONNECT may wait its turn longer than the timeout: that
+delay is the server's, not the client's, so the sweep waits too (admission refuses new
+sessions meanwhile, so none pile up).
 """
 
 from __future__ import annotations
@@ -23,6 +27,7 @@ from zou_events.log_limit import log_misbehaviour
 log = structlog.get_logger("zou_events.pending_sessions")
 
 CONNECT_TIMEOUT = "connect_timeout"
+CLOSES_PER_TURN = 100
 
 
 class PendingSessions:
@@ -63,14 +68,15 @@ class PendingSessions:
             if self._connecting[eio_sid] <= 0:
                 del self._connecting[eio_sid]
 
-    def start(self) -> None:
+    def start(self, overloaded: Callable[[], bool]) -> None:
         if self._sweeper is None:
-            self._sweeper = gevent.spawn(self._sweep_forever)
+            self._sweeper = gevent.spawn(self._sweep_forever, overloaded)
 
-    def _sweep_forever(self) -> None:
+    def _sweep_forever(self, overloaded: Callable[[], bool]) -> None:
         while True:
             gevent.sleep(self.sweep_interval)
-            self.sweep()
+            if not overloaded():
+                self.sweep()
 
     def sweep(self) -> int:
         """Close the sessions past their deadline; how many were closed."""
@@ -81,7 +87,9 @@ class PendingSessions:
                 break
             if eio_sid not in self._connecting:
                 expired.append(eio_sid)
-        for eio_sid in expired:
+        for count, eio_sid in enumerate(expired, 1):
+            if count % CLOSES_PER_TURN == 0:
+                gevent.sleep(0)  # thousands at once (after an overload) must not stall the loop
             self._deadlines.pop(eio_sid, None)
             try:
                 self._close(eio_sid)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gevent
 from prometheus_client import REGISTRY
 
 from zou_events.pending_sessions import PendingSessions
@@ -84,3 +85,18 @@ def test_one_failing_close_does_not_keep_the_others_open() -> None:
     assert sessions.sweep() == 3
     assert closed == ["a", "b"]
     assert len(sessions) == 0
+
+
+def test_the_sweeper_waits_while_the_worker_is_overloaded() -> None:
+    closed: list[str] = []
+    overloaded = [True]
+    sessions = PendingSessions(0.05, closed.append)
+    sessions.opened("late-through-no-fault-of-its-own")
+    sessions.start(overloaded=lambda: overloaded[0])
+    gevent.sleep(0.3)  # six times the timeout, thirty sweep intervals
+    assert closed == []
+    overloaded[0] = False
+    with gevent.Timeout(2):
+        while not closed:
+            gevent.sleep(0.01)
+    assert closed == ["late-through-no-fault-of-its-own"]
