@@ -1,0 +1,26 @@
+"""A WebSocket echo server on the project's driver (zou_events/websocket.py), for
+Autobahn|Testsuite's fuzzing client; gunicorn's gevent worker runs it as it runs zou-events:
+
+    gunicorn -k gevent -w 1 -b 127.0.0.1:PORT tests.autobahn.echo_app:app
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from types import SimpleNamespace
+from typing import Any
+
+from zou_events.websocket import WebSocket
+
+MAX_PAYLOAD = 64 * 2**20  # section 9 sends messages of up to 16 MiB
+SEND_LIMITS = (10**6, 2**31)  # what the outbox may hold: the client reads all it is sent
+_SERVER = SimpleNamespace(max_http_buffer_size=MAX_PAYLOAD)  # what the driver reads of engineio's
+
+
+def echo(ws: WebSocket) -> None:
+    while (message := ws.wait()) is not None:
+        ws.send(message)
+
+
+def app(environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
+    return WebSocket(echo, _SERVER, SEND_LIMITS)(environ, start_response)
