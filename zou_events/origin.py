@@ -20,6 +20,7 @@ from urllib.parse import urlsplit
 import structlog
 
 from zou_events import metrics
+from zou_events.log_limit import log_misbehaviour
 
 log = structlog.get_logger("zou_events.origin")
 
@@ -87,9 +88,13 @@ class OriginPolicy:
         if len(self._logged) > self._remember:
             self._logged.popitem(last=False)
         admit = f"{SETTING}={origin}" if _origin_host(origin) else None
-        log.warning(
+        # Once per origin, and within the misbehaviour budget: a client may vary its Origin.
+        log_misbehaviour(
+            log,
+            "warning",
             "origin refused: neither the host the request was addressed to (port ignored) "
             "nor an allowed origin; logged once per origin",
+            reason="origin",
             origin=origin,
             host=environ.get("HTTP_HOST", "")[:_MAX_LOGGED_LENGTH],
             x_forwarded_host=environ.get("HTTP_X_FORWARDED_HOST", "")[:_MAX_LOGGED_LENGTH] or None,

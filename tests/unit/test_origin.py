@@ -7,8 +7,14 @@ from typing import Any
 import pytest
 from structlog.testing import capture_logs
 
-from zou_events import metrics
+from zou_events import log_limit, metrics
 from zou_events.origin import OriginPolicy, host_of, request_hosts
+
+
+@pytest.fixture(autouse=True)
+def fresh_log_budget(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Refusal lines share the process's misbehaviour budget: each test starts with its own."""
+    monkeypatch.setattr(log_limit, "_misbehaviour", log_limit.LogLimiter())
 
 
 def environ(host: str | None = None, forwarded: str | None = None) -> dict[str, Any]:
@@ -140,3 +146,13 @@ def test_no_origin_is_not_a_browser_and_not_a_refusal() -> None:
     with capture_logs() as logs:
         assert not OriginPolicy(())(None, environ("kitsu.example.com"))
     assert refused_count() == before and logs == []
+
+
+def test_a_client_varying_its_origin_cannot_flood_the_logs() -> None:
+    policy = OriginPolicy(())
+    before = refused_count()
+    with capture_logs() as logs:
+        for i in range(50):
+            policy(f"http://o{i}.example.net", environ("kitsu.example.com"))
+    assert refused_count() == before + 50  # every refusal counted, not every one logged
+    assert len(logs) == log_limit.LINES_PER_INTERVAL
