@@ -5,8 +5,8 @@
 // publish; the canary notes Date.now() - t on arrival, so the latency measured is
 // publish -> Redis -> zou-events -> WebSocket -> client, all on this machine's clock.
 // Commands on stdin (one JSON object per line): {"cmd": "stats"} prints one line with the
-// deliveries since the last reset ({"i": [...], "ms": [...]}), the socket's id and its
-// disconnects; {"cmd": "reset"} clears the deliveries; {"cmd": "close"} exits.
+// deliveries ({"i": [...], "ms": [...]}), disconnects and connect errors since the last
+// reset, and the socket's id; {"cmd": "reset"} clears them; {"cmd": "close"} exits.
 import { createRequire } from "node:module";
 import readline from "node:readline";
 
@@ -62,6 +62,8 @@ readline.createInterface({ input: process.stdin }).on("line", (line) => {
   } else if (cmd === "reset") {
     indices = [];
     latencies = [];
+    disconnects.length = 0;
+    errors.length = 0;
     out({ type: "reset" });
   } else if (cmd === "close") {
     socket.close();

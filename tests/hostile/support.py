@@ -83,6 +83,14 @@ def moved(before: Samples, after: Samples) -> dict[str, float]:
     }
 
 
+def lag_over(samples: Samples, seconds: float) -> float:
+    """How many of the worker's event-loop lag samples exceeded ``seconds``: a stall of
+    the worker itself, as opposed to a machine too loaded to run the canary in time."""
+    name = "zou_events_event_loop_lag_seconds"
+    under = total(samples, name + "_bucket", le=str(seconds))
+    return total(samples, name + "_count") - under
+
+
 QUIET = {"zou_events_deliveries_total", "zou_events_redis_messages_total"}  # the canary's
 
 
@@ -326,6 +334,13 @@ class Window:
         self.started = time.monotonic()
         self.deadline = self.started + seconds
         self.notes: dict[str, Any] = {}
+        self.failures: list[str] = []
+
+    def check(self, ok: bool, failure: str) -> None:
+        """A property of the attack itself, judged with the window's bounds at its end (so
+        that one failed test reports every verdict)."""
+        if not ok:
+            self.failures.append(failure)
 
     def running(self, limit: int = 10_000_000) -> Iterator[int]:
         """Iterations until the window's time is up (bounded by ``limit`` too)."""
@@ -370,9 +385,12 @@ def attack_window(
             window.notes["worker_cpu"] = round(
                 (cpu_seconds(instance.worker) - cpu_before) / elapsed, 2
             )
-    failures = _judge(instance, window, elapsed, first, last, health_times, baseline, peaks)
+    failures = list(dict.fromkeys(window.failures)) + _judge(
+        instance, window, elapsed, first, last, health_times, baseline, peaks
+    )
     after = scrape(server) if instance.worker_alive() else {}
     window.notes["moved"] = moved(before, after)
+    window.notes["loop_lag_over_100ms"] = lag_over(after, 0.1) - lag_over(before, 0.1)
     counted = {
         str(c): total(after, c.name, **c.labels) - total(before, c.name, **c.labels) for c in expect
     }
@@ -413,6 +431,11 @@ def _judge(
     latencies = [got.get(i, math.inf) for i in sorted(published)]
     worst = p99(latencies)
     lost = sum(1 for i in published if i not in got)
+    slowest = sorted(((got.get(i, math.inf), i) for i in published), reverse=True)[:3]
+    window.notes["canary_slowest"] = [  # (seconds into the window, ms)
+        (round((i - first) / CANARY_RATE, 1), round(s * 1000) if s != math.inf else None)
+        for s, i in slowest
+    ]
     health_worst = max(health_times, default=math.inf)
     growth = max(peaks, default=baseline) - baseline
     window.notes.update(
