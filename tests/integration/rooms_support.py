@@ -540,7 +540,9 @@ def fuzz_events(room: str, seeded: str, rng: random.Random) -> list[tuple[str, l
     events += [(ROOM_UPDATED, [valid, junk]) for junk in ["yes", 1, {}, [], None]]
     events.append((ROOM_UPDATED, [valid, True, "third", {"fourth": 4}]))
     for relay in RELAYS:
-        events.append((relay, [{"playlist_id": room, "data": nested(500)}]))
+        # past the room rules' 100 levels (refused with an ACK), within the packet decoder's
+        # bound (strict_json.MAX_DEPTH: deeper packets are dropped before any handler)
+        events.append((relay, [{"playlist_id": room, "data": nested(110)}]))
         events.append((relay, [{"playlist_id": room, "data": "z" * 200_000}]))
         events.append((relay, [{"playlist_id": room}, "extra", 3]))
     for _ in range(100):
