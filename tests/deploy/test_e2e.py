@@ -428,14 +428,16 @@ def assert_start_waits_for_redis(deployment: Deployment, port: int) -> None:
 def test_start_returns_once_the_instance_is_ready(
     deployment: Deployment, converged: PlaybookRun
 ) -> None:
+    assert_start_waits_for_redis(deployment, PORTS[0])
     box = deployment.container
     unit = deployment.unit(PORTS[0])
     # Documentation= names pages the package installed; the clock is waited for, not pulled in.
-    for uri in box.unit_property(unit, "Documentation").split():
+    uris = box.unit_property(unit, "Documentation").split()
+    assert uris
+    for uri in uris:
         box.run("test", "-s", uri.removeprefix("file:"))
     assert "time-sync.target" in box.unit_property(unit, "After").split()
     assert "time-sync.target" not in box.unit_property(unit, "Wants").split()
-    assert_start_waits_for_redis(deployment, PORTS[0])
 
 
 def test_one_socket_activated_instance_instead_of_two(
