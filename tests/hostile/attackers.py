@@ -11,7 +11,7 @@ from concurrent.futures import ThreadPoolExecutor
 from tests.hostile.support import Instance, Window, open_websocket
 from tests.support.raw_websocket import RawWebSocket, frame
 
-SEND_TIMEOUT = 2.0  # a send the server does not read within this counts as "stalled"
+SEND_TIMEOUT = 5.0  # a send the server does not read within this counts as "stalled"
 
 
 def frames(*texts: str, repeat: int = 1) -> bytes:

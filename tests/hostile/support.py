@@ -15,6 +15,7 @@ import json
 import math
 import os
 import queue
+import resource
 import subprocess
 import sys
 import threading
@@ -371,6 +372,7 @@ def attack_window(
     first = instance.publisher.last + 1
     baseline = rss_bytes(instance.worker)
     cpu_before = cpu_seconds(instance.worker)
+    attacker_before = resource.getrusage(resource.RUSAGE_SELF)
     rss = Sampler(lambda: rss_bytes(instance.worker), 0.1)
     health = Sampler(lambda: health_probe(server), HEALTH_EVERY)
     window = Window(instance, name, seconds)
@@ -381,6 +383,10 @@ def attack_window(
         last = instance.publisher.last
         health_times = health.stop()
         peaks = rss.stop()
+        attacker = resource.getrusage(resource.RUSAGE_SELF)  # this process: the attack
+        used = attacker.ru_utime + attacker.ru_stime
+        used -= attacker_before.ru_utime + attacker_before.ru_stime
+        window.notes["attacker_cpu"] = round(used / elapsed, 2)
         with suppress(OSError):
             window.notes["worker_cpu"] = round(
                 (cpu_seconds(instance.worker) - cpu_before) / elapsed, 2

@@ -160,7 +160,7 @@ def test_room_events_of_a_non_member_change_and_broadcast_nothing(instance: Inst
                 outsider.ws.send_text("42/events," + json.dumps([event, payload]))
                 time.sleep(min(0.05, window.remaining()))  # the attack's pace
             window.notes["attacker"] = {"sent": count + 1}
-            received = member.events()[seen:]
+            received = [m for m in member.events()[seen:] if m["event"].startswith("preview-room:")]
             window.check(not received, f"the member received: {received[:5]}")
             disconnects = [m for m in member.seen if m["type"] == "disconnect"]
             window.check(not disconnects, f"the member was disconnected: {disconnects}")
