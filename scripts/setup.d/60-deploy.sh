@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # What the deployment tests (tests/deploy/) need: mmdebstrap and systemd-nspawn to boot a
 # Debian 12 system container, the pinned Ansible tools in .venv-deploy, and the container's
-# root filesystem, built once and cached.
+# root filesystems (the studio's for test_studio.py), built once and cached.
 set -euo pipefail
 source "$(dirname "$0")/../lib.sh"
 cd "$ROOT"
@@ -23,6 +23,7 @@ fi
 
 if [ "$(id -u)" -eq 0 ]; then
     bash tests/deploy/build-rootfs.sh >/dev/null
+    bash tests/deploy/build-studio-rootfs.sh >/dev/null  # Zou's host for test_studio.py
 else
     log "not root: the deployment tests that boot a container will be skipped"
 fi

@@ -182,8 +182,19 @@ class Probe:
     """Kitsu's socket.io-client (tests/js/client.mjs, reconnecting as Kitsu does) run in the
     container's network namespace; its JSON lines are read as they come."""
 
-    def __init__(self, container: Container, url: str, token: str, log_dir: Path) -> None:
-        config = {"url": url, "authorization": f"Bearer {token}", "reconnection": True}
+    def __init__(
+        self,
+        container: Container,
+        url: str,
+        token: str | None,
+        log_dir: Path,
+        extra: dict[str, Any] | None = None,
+    ) -> None:
+        """``token`` as a bearer header, else ``extra`` (client.mjs's options: a cookie, headers)
+        says how the client authenticates."""
+        config: dict[str, Any] = {"url": url, "reconnection": True, **(extra or {})}
+        if token:
+            config["authorization"] = f"Bearer {token}"
         self.stderr = (log_dir / f"client-{time.monotonic_ns()}.log").open("w")
         self.process = subprocess.Popen(
             container.in_network(["node", str(JS_DIR / "client.mjs"), json.dumps(config)]),
