@@ -9,8 +9,13 @@ import gevent
 import pytest
 
 from zou_events.polling_guard import PollingGuard
+from zou_events.strict_json import read_engineio_packets_strictly
 
 MAX_BYTES = 8192
+
+# As in the server (EventServer installs it, process-wide): without this, what these tests
+# see would depend on whether another test of the session built a server first.
+read_engineio_packets_strictly()
 
 
 class Stalled:
@@ -78,12 +83,22 @@ def test_a_stalled_body_gets_408_after_the_timeout() -> None:
 
 @pytest.mark.parametrize(
     "payload",
-    [b"4\xff", b"", b"x", b"4\x1e", b"\x1e".join([b"3"] * 17), b"4" + b"[" * 3000 + b"]" * 3000],
+    [b"4\xff", b"", b"x", b"4\x1e", b"\x1e".join([b"3"] * 17)],
 )
 def test_an_undecodable_or_truncated_body_is_400(payload: bytes) -> None:
     announced = len(payload) if payload else 5  # the empty one: the client closed early
     status, body, inner = call(post(payload, announced))
     assert (status, body, inner.bodies) == ("400 BAD REQUEST", [b"invalid_body"], [])
+
+
+def test_a_message_nested_past_the_recursion_limit_reaches_engineio() -> None:
+    # Engine.IO messages are read with the bounded JSON (strict_json): such a message is no
+    # longer an undecodable body but a packet python-socketio refuses, dropped and counted
+    # (zou_events_client_packets_dropped_total) while the session goes on.
+    payload = b"4" + b"[" * 3000 + b"]" * 3000
+    status, _, inner = call(post(payload, len(payload)))
+    assert status == "200 OK"
+    assert inner.bodies == [payload]
 
 
 @pytest.mark.parametrize("environ", [post(b"x", 1, path="/metrics"), {"REQUEST_METHOD": "GET"}])
