@@ -283,16 +283,16 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
             env, "ZOU_EVENTS_SEND_QUEUE_MAX_BYTES", 16 * 2**20, _int_in(2**16, 2**34), "a size"
         ),
         inbound_packets_per_second=_parsed(
-            env, "ZOU_EVENTS_INBOUND_PACKETS_PER_SECOND", 200.0, _positive_float, "a number > 0"
+            env, "ZOU_EVENTS_INBOUND_PACKETS_PER_SECOND", 100.0, _positive_float, "a number > 0"
         ),
         inbound_packets_burst=_parsed(
-            env, "ZOU_EVENTS_INBOUND_PACKETS_BURST", 2000, _int_in(10, 10**7), "an integer ≥ 10"
+            env, "ZOU_EVENTS_INBOUND_PACKETS_BURST", 500, _int_in(10, 10**7), "an integer ≥ 10"
         ),
         inbound_bytes_per_second=_parsed(
-            env, "ZOU_EVENTS_INBOUND_BYTES_PER_SECOND", 2.0 * 2**20, _positive_float, "a size > 0"
+            env, "ZOU_EVENTS_INBOUND_BYTES_PER_SECOND", 1.0 * 2**20, _positive_float, "a size > 0"
         ),
         inbound_bytes_burst=_parsed(
-            env, "ZOU_EVENTS_INBOUND_BYTES_BURST", 16 * 2**20, _int_in(1024, 2**34), "a size"
+            env, "ZOU_EVENTS_INBOUND_BYTES_BURST", 4 * 2**20, _int_in(1024, 2**34), "a size"
         ),
         heartbeat_seconds=_parsed(
             env, "ZOU_EVENTS_HEARTBEAT_SECONDS", 5.0, _positive_float, "a positive number"

@@ -30,6 +30,10 @@ log = structlog.get_logger("zou_events.server")
 EVENTS = "/events"
 ACCEPTED_NAMESPACES = ("/", EVENTS)
 
+# Checks an event as its socket's reader reads it, before it waits for a handler slot:
+# gate(sid, event arguments) is False for an event refused (the gate counts and logs why).
+Gate = Callable[[str, list[Any]], bool]
+
 # Kicks after which a browser should come back by itself (see ConnectionHandlers.kick).
 RECONNECT_REASONS = frozenset({"token_expired"})
 
@@ -86,6 +90,14 @@ class EventServer(socketio.Server):
         # task sweeps them (every ping timeout), so its size is no measure for admission.
         self.open_sessions: set[str] = set()
         self.pending = PendingSessions(settings.connect_timeout, self._close_pending)
+        self._gates: dict[tuple[str, str], Gate] = {}  # (namespace, event) -> its gate
+
+    def gate(self, event: str, check: Gate, namespace: str) -> None:
+        """Run ``check`` on every ``event`` of ``namespace`` as it is read, before it waits
+        for a handler slot: a rate limit then meters events as the client sends them, not
+        as this socket's handlers get through them, and a refused event takes no slot. It
+        gets what a handler returning nothing gets: an empty ACK, if one was asked for."""
+        self._gates[(namespace, event)] = check
 
     def _engineio_server_class(self) -> type[EngineIOServer]:
         return EngineIOServer
@@ -142,14 +154,34 @@ class EventServer(socketio.Server):
             if socket is not None:
                 self.cut(socket, inbound.TOO_BIG, True)
 
+    def _handle_event(self, eio_sid: str, namespace: str | None, id: Any, data: Any) -> None:
+        """An event for a namespace its socket has not joined is dropped and counted here:
+        python-socketio would write a warning line for each, as fast as a client sends."""
+        namespace = namespace or "/"
+        sid = self.manager.sid_from_eio_sid(eio_sid, namespace)
+        if sid is None or not self.manager.is_connected(sid, namespace):
+            metrics.client_packets_dropped.inc()
+            log_misbehaviour(
+                log, "info", "dropped client packet", reason="not_connected", eio_sid=eio_sid
+            )
+            return
+        super()._handle_event(eio_sid, namespace, id, data)
+
     def _handle_event_internal(
         self, server: Any, sid: str, eio_sid: str, data: Any, namespace: str, id: Any
     ) -> None:
-        """Called by the socket's reader (async_handlers is off): start the handler in its
-        own greenlet, as python-socketio would, once this socket has fewer than
-        HANDLERS_PER_SOCKET running; until then its reader, and so its client, waits."""
+        """Called by the socket's reader (async_handlers is off): pass the event's gate, if
+        it has one, then start the handler in its own greenlet, as python-socketio would,
+        once this socket has fewer than HANDLERS_PER_SOCKET running; until then its reader,
+        and so its client, waits."""
         meter = getattr(self.eio.sockets.get(eio_sid), "inbound", None)
         if meter is None:  # its session is gone
+            return
+        check = self._gates.get((namespace, data[0])) if isinstance(data[0], str) else None
+        if check is not None and not check(sid, data[1:]):
+            if id is not None:
+                ack = self.packet_class(socketio.packet.ACK, namespace=namespace, id=id, data=[])
+                self._send_packet(eio_sid, ack)
             return
         slots = meter.handlers
         slots.acquire()
