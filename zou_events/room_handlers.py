@@ -26,7 +26,7 @@ from zou_events.fanout import Fanout
 from zou_events.limits import RateLimiter
 from zou_events.log_limit import log_misbehaviour
 from zou_events.rooms import PeopleChange, RoomStore, rules
-from zou_events.server import EVENTS, ConnectionHandlers
+from zou_events.server import EVENTS, ConnectionHandlers, Gate
 from zou_events.zou_api import ZouApi, ZouUnavailable
 
 log = structlog.get_logger("zou_events.rooms")
@@ -79,9 +79,31 @@ class RoomHandlers:
         handlers.update({name: self._relay(name) for name in metrics.ROOM_RELAYS})
         for name, handler in handlers.items():
             self.sio.on(PREFIX + name, self._guarded(name, handler), namespace=EVENTS)
+            self.sio.gate(PREFIX + name, self._rate_gate(name), namespace=EVENTS)
         connections.on_events_disconnect.append(self.socket_gone)
 
-    # --- guard: identity, rate, shape, size, store availability -------------------------
+    # --- gate: rate, as events are read; guard: identity, shape, size, store -------------
+
+    def _rate_gate(self, name: str) -> Gate:
+        def admit(sid: str, args: list[Any]) -> bool:
+            # Metered as the socket's reader reads the event (EventServer.gate): the excess of
+            # a flood is refused at once, without a handler slot or a turn in _order.
+            if self.limiter.allow(sid):
+                return True
+            metrics.room_events.labels(name).inc()
+            metrics.rate_limit_hits.inc()
+            identity = self.connections.sessions.get(sid)
+            with structlog.contextvars.bound_contextvars(
+                sid=sid,
+                namespace=EVENTS,
+                event=PREFIX + name,
+                person_id=identity.person_id if identity is not None else None,
+                playlist_id=rules.room_id(args[0] if args else None),
+            ):
+                self._refused(sid, name, "rate_limited")
+            return False
+
+        return admit
 
     def _guarded(self, name: str, handler: Callable[..., None]) -> Callable[..., None]:
         def run(sid: str, *args: Any) -> None:
@@ -106,7 +128,7 @@ class RoomHandlers:
             room = rules.room_id(data)
             structlog.contextvars.bind_contextvars(person_id=identity.person_id, playlist_id=room)
             try:
-                self._check(sid, data, room)
+                self._check(data, room)
                 self._must_be_in(sid, name, room)
                 handler(sid, identity, room, data, *args[1:])
             except Refused as refused:
@@ -121,10 +143,7 @@ class RoomHandlers:
         run.__name__ = f"on_{name.replace('-', '_')}"
         return run
 
-    def _check(self, sid: str, data: Any, room: str | None) -> None:
-        if not self.limiter.allow(sid):
-            metrics.rate_limit_hits.inc()
-            raise Refused("rate_limited")
+    def _check(self, data: Any, room: str | None) -> None:
         if room is None:  # Zou would broadcast to every socket of /events
             raise Refused("invalid_payload")
         try:

@@ -94,8 +94,8 @@ class EventServer(socketio.Server):
 
     def gate(self, event: str, check: Gate, namespace: str) -> None:
         """Run ``check`` on every ``event`` of ``namespace`` as it is read, before it waits
-        for a handler slot: a rate limit then meters events as the client sends them, not
-        as this socket's handlers get through them, and a refused event takes no slot. It
+        for a handler slot: a rate limit then meters events as they are read, not as they
+        get a turn after the socket's earlier ones, and a refused event takes no slot. It
         gets what a handler returning nothing gets: an empty ACK, if one was asked for."""
         self._gates[(namespace, event)] = check
 

@@ -203,9 +203,12 @@ class Cluster:
 
 
 @contextmanager
-def start_cluster(count: int, standalone: bool = False, **env: str) -> Iterator[Cluster]:
+def start_cluster(
+    count: int, standalone: bool = False, instance_env: tuple[dict[str, str], ...] = (), **env: str
+) -> Iterator[Cluster]:
     """``count`` instances (started and stopped in parallel), heartbeat every second so that
-    reaping and cluster /stats are quick; the cluster's Redis keys are deleted at the end."""
+    reaping and cluster /stats are quick; the cluster's Redis keys are deleted at the end.
+    ``env`` applies to every instance, ``instance_env[i]`` to instance ``i`` on top."""
     tag = f"zou-events-test-{secrets.token_hex(4)}"
     shared = {
         "SECRET_KEY": secrets.token_hex(32),
@@ -216,7 +219,8 @@ def start_cluster(count: int, standalone: bool = False, **env: str) -> Iterator[
         **env,
     }
     with ThreadPoolExecutor(count) as pool:
-        starts = [pool.submit(start_server, dict(shared)) for _ in range(count)]
+        envs = [{**shared, **own} for own in instance_env] + [shared] * count
+        starts = [pool.submit(start_server, dict(envs[index])) for index in range(count)]
     servers = [start.result() for start in starts if start.exception() is None]
     if len(servers) < count:
         for server in servers:

@@ -130,11 +130,11 @@ class InProcess:
     def __init__(self) -> None:
         settings = load_settings({"SECRET_KEY": "k" * 32, "ZOU_EVENTS_ZOU_API_URL": ""})
         self.sio = EventServer(settings)
-        body = self.request("GET")
+        body = self.request("GET", handshake=True)
         self.sid = json.loads(body[1:])["sid"]
 
-    def request(self, method: str, body: str = "") -> str:
-        query = "EIO=4&transport=polling" + (f"&sid={self.sid}" if method == "POST" else "")
+    def request(self, method: str, body: str = "", handshake: bool = False) -> str:
+        query = "EIO=4&transport=polling" + ("" if handshake else f"&sid={self.sid}")
         data = body.encode()
         environ = {
             "REQUEST_METHOD": method,
@@ -177,3 +177,29 @@ def test_the_server_runs_at_most_a_few_handlers_per_socket() -> None:
     gevent.sleep(0.01)
     assert handled == events
     assert peak == inbound.HANDLERS_PER_SOCKET
+
+
+def test_an_event_its_gate_refuses_gets_an_empty_ack_without_a_slot() -> None:
+    """A gate (EventServer.gate) runs as its event is read: an event it refuses is answered
+    at once, even while every handler slot of its socket is taken, and is never handled."""
+    server = InProcess()
+    release = Event()
+    handled: list[str] = []
+    checked: list[list[object]] = []
+
+    def slow(_sid: str) -> None:
+        release.wait()
+        handled.append("slow")
+
+    server.sio.on("slow", slow, namespace="/")
+    server.sio.on("gated", lambda _sid, *_args: handled.append("gated"), namespace="/")
+    server.sio.gate("gated", lambda _sid, args: checked.append(args) and False, namespace="/")
+    server.request("POST", "40")
+    busy = ['42["slow"]'] * inbound.HANDLERS_PER_SOCKET
+    with gevent.Timeout(2):  # a refused event waiting for a slot would block this POST
+        server.request("POST", "\x1e".join([*busy, '427["gated",1]']))
+    assert checked == [[1]]
+    assert "437[]" in server.request("GET").split("\x1e")  # the empty ACK, as Zou answers
+    release.set()
+    gevent.sleep(0.01)
+    assert handled == ["slow"] * inbound.HANDLERS_PER_SOCKET
