@@ -26,6 +26,8 @@ from tests.hostile.support import Counted, Instance, Window, attack_window, open
 from tests.support.raw_eio import RECORD_SEPARATOR, Polling
 from tests.support.raw_websocket import RawWebSocket, frame
 
+# A chunk cut short by TimeUp is a "failure" to hypothesis, which renders its example.
+pytestmark = pytest.mark.filterwarnings("ignore:Generating overly large repr")
 CHUNK = 100  # examples per seeded chunk
 SEED = int(os.environ.get("HOSTILE_FUZZ_SEED", "0"))
 ANSWER_BOUND = 1.0
