@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import json
 import struct
-from collections import Counter as Lines
+from collections import Counter
 
 import pytest
 
@@ -110,7 +110,7 @@ def test_undecodable_packets_do_not_flood_the_log(instance: Instance) -> None:
         with instance.server.log_path.open("rb") as log:
             log.seek(log_start)
             lines = [json.loads(line) for line in log.read().splitlines() if line.startswith(b"{")]
-        per_kind = Lines(
+        per_kind = Counter(
             f"{line['event']} ({line.get('reason')})" for line in lines if line["level"] != "info"
         )
         window.notes["log_lines"] = dict(per_kind)
@@ -155,7 +155,7 @@ def test_garbage_first_websocket_message_leaves_polling_working(instance: Instan
     session)."""
     expect = [Counted(CUT, {"reason": ("bad_packet", "protocol_error")})]
     log_start = instance.server.log_path.stat().st_size
-    rounds = Lines()
+    rounds: Counter[str] = Counter()
     with attack_window(instance, "garbage first websocket message", expect) as window:
         for count in window.running(limit=2_000):
             case = list(GARBAGE_FIRST)[count % len(GARBAGE_FIRST)]
