@@ -11,10 +11,12 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import secrets
 import shutil
 import subprocess
 import uuid
+from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -42,6 +44,8 @@ from tests.support.tokens import make_token
 HOST = "deb12"
 PORTS = (5001, 5002)
 NGINX_PORT = 8080
+# nginx's log of every /socket.io request: the session id, the instance that served it, status.
+ROUTING_LOG = "/var/log/nginx/zou-events-routing.log"
 GRACEFUL_TIMEOUT = 6  # drains fast; TimeoutStopSec follows (21 s)
 # Every character systemd's environment files treat specially, to prove the quoting.
 SECRET_KEY = secrets.token_hex(24) + ' "$`\\#x'
@@ -99,8 +103,7 @@ class Deployment:
 
     def connections(self, clients: int) -> dict[int, int]:
         """WebSockets per instance, once the ``clients`` have settled (polling requests come
-        and go). nginx hashes them all to one instance, except for a few seconds after that
-        instance failed (max_fails), when they go to the next one."""
+        and go)."""
         counts: dict[int, int] = {}
 
         def settled() -> bool:
@@ -136,8 +139,13 @@ def container(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Container]:
             mode="0600",
         )
         box.write(
+            "/etc/nginx/conf.d/routing-log.conf",
+            "log_format zou_events_routing '$arg_sid $upstream_addr $status';\n",
+        )
+        box.write(
             "/etc/nginx/sites-enabled/kitsu",
             f"server {{\n    listen {NGINX_PORT};\n"
+            f"    access_log {ROUTING_LOG} zou_events_routing;\n"
             "    include /etc/nginx/snippets/zou-events.conf;\n}\n",
         )
         yield box
@@ -246,6 +254,75 @@ def test_clients_receive_events_directly_and_through_nginx(
     finally:
         for probe in probes:
             probe.close()
+
+
+def local_sockets(deployment: Deployment, port: int) -> tuple[int, int]:
+    """An instance's own /events sockets: all of them, and those upgraded to WebSocket."""
+    stats = json.loads(deployment.http(port, "/stats")[1])
+    sockets = stats["instances"][stats["instance"]["id"]]["nb_connections"]
+    metrics = deployment.http(port, "/metrics")[1]
+    [upgraded] = re.findall(
+        r'^zou_events_connected_sockets\{namespace="/events",transport="websocket"\} (\S+)$',
+        metrics,
+        re.MULTILINE,
+    )
+    return sockets, int(float(upgraded))
+
+
+def test_clients_behind_one_address_spread_and_each_session_keeps_its_instance(
+    deployment: Deployment, converged: PlaybookRun
+) -> None:
+    """200 of Kitsu's clients from one source address (an office NAT) through nginx, each
+    polling then upgrading: both instances get a fair share, and every request of a session
+    (handshake, polls, the WebSocket upgrade) reaches the instance that opened it."""
+    box = deployment.container
+    clients = 200
+    box.run("truncate", "-s", "0", ROUTING_LOG)
+    # Reconnecting as Kitsu does: a handshake refused while an instance is overloaded is retried.
+    node = Probe(
+        box,
+        f"http://127.0.0.1:{NGINX_PORT}",
+        make_token(SECRET_KEY),
+        deployment.work,
+        extra={"count": clients, "summary": True},
+    )
+    try:
+        upgraded: set[int] = set()
+        while len(upgraded) < clients:
+            upgraded.add(node.expect("upgrade", timeout=60)["i"])
+        shares = {port: local_sockets(deployment, port) for port in PORTS}
+        for port, (sockets, websockets) in shares.items():
+            assert websockets == sockets, f"{port}: every session upgraded where it was opened"
+            assert 0.3 * clients <= sockets <= 0.7 * clients, shares
+        assert sum(sockets for sockets, _ in shares.values()) == clients, shares
+    finally:
+        node.close()
+    deployment.connections(0)  # WebSocket requests are logged when they end
+    requests: dict[str, set[str]] = {}
+    statuses: dict[str, list[str]] = {}
+    for line in box.run("cat", ROUTING_LOG).stdout.splitlines():
+        sid, upstream, status = line.split(" ")
+        statuses.setdefault(sid, []).append(status)
+        if sid != "-":
+            requests.setdefault(sid, set()).add(upstream)
+    assert len(requests) >= clients
+    for sid, upstreams in requests.items():
+        instance = sid.partition(".")[0]
+        assert upstreams == {f"127.0.0.1:{instance.rpartition('-')[2]}"}, (sid, upstreams)
+        assert "101" in statuses[sid], sid  # the WebSocket upgrade went there too
+    # No "Invalid session" (nor any other refusal than a handshake's 503 while overloaded), and
+    # no session that lost its transport.
+    refused = {sid: s for sid, s in statuses.items() if {"400", "502"} & set(s)}
+    lost = [
+        m
+        for m in node.history
+        if m["type"] == "disconnect" and m["reason"] != "io client disconnect"  # the close
+    ]
+    if refused or lost:
+        journal = box.run(*("journalctl", "--no-pager", "-o", "cat", "-u", "zou-events@*")).stdout
+        reasons = Counter(re.findall(r'"reason": "(\w+)"', journal))
+        nginx = box.run("tail", "-n", "5", "/var/log/nginx/error.log").stdout
+        raise AssertionError(f"{list(refused.items())[:5]} {lost[:5]} {reasons} {nginx}")
 
 
 def test_a_second_run_changes_nothing(deployment: Deployment, converged: PlaybookRun) -> None:
