@@ -152,6 +152,10 @@ def zou_paused(zou_stack: ZouStack) -> Iterator[Any]:
         nonlocal paused
         os.killpg(group, signal.SIGSTOP if on else signal.SIGCONT)
         paused = on
+        if not on:
+            # Zou closes the keep-alive connections that idled through the pause as it wakes:
+            # a request on one of them raced that close (connection reset) under load.
+            zou_stack.http.clear()
 
     try:
         yield pause
