@@ -22,7 +22,6 @@ import uuid
 from typing import Any
 
 import jwt
-import redis
 import urllib3
 
 from zou_events import redis_link
@@ -59,17 +58,7 @@ class PubSubNotDelivered(CheckFailed):
 
 
 def redis_ping(settings: Settings) -> str:
-    client = redis.Redis(
-        host=settings.redis.host,
-        port=settings.redis.port,
-        password=settings.redis.password,
-        socket_connect_timeout=REDIS_TIMEOUT,
-        socket_timeout=REDIS_TIMEOUT,
-    )
-    try:
-        client.ping()
-    finally:
-        client.close()
+    redis_link.ping(settings, REDIS_TIMEOUT)
     return settings.redis.describe()
 
 

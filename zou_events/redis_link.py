@@ -36,8 +36,9 @@ def connect(settings: Settings, db: int, *, decode: bool, for_pubsub: bool = Fal
     return redis.Redis(connection_pool=pool)
 
 
-def answers(settings: Settings, timeout: float = 0.5) -> bool:
-    """Whether Redis answers a PING right now."""
+def ping(settings: Settings, timeout: float) -> None:
+    """PING Redis on a connection of its own (no pool), failing within ``timeout``; raises
+    what redis-py raises when Redis does not answer."""
     client = redis.Redis(
         host=settings.redis.host,
         port=settings.redis.port,
@@ -46,11 +47,18 @@ def answers(settings: Settings, timeout: float = 0.5) -> bool:
         socket_timeout=timeout,
     )
     try:
-        return bool(client.ping())
-    except (redis.RedisError, OSError):
-        return False
+        client.ping()
     finally:
         client.close()
+
+
+def answers(settings: Settings, timeout: float = 0.5) -> bool:
+    """Whether Redis answers a PING right now."""
+    try:
+        ping(settings, timeout)
+    except (redis.RedisError, OSError):
+        return False
+    return True
 
 
 def resolve_mode(settings: Settings) -> str:
