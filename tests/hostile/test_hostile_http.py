@@ -13,42 +13,14 @@ import urllib3
 
 from tests.hostile.conftest import SMALL_CAP
 from tests.hostile.support import Counted, Instance, attack_window, open_websocket
-from tests.support.raw_eio import Polling
+from tests.support.raw_eio import POLLING, Polling, raw_post, status_within
 from tests.support.raw_websocket import RawWebSocket
 
-HANDSHAKE = "/socket.io/?EIO=4&transport=polling"
 REFUSED_POSTS = "zou_events_polling_requests_refused_total"
 REFUSED = "zou_events_connections_refused_total"
 MAX_PAYLOAD = 1_000_000  # the default ZOU_EVENTS_MAX_PAYLOAD_BYTES
 BODY_TIMEOUT = 10.0  # the default ZOU_EVENTS_REQUEST_BODY_TIMEOUT
 ANSWER_BOUND = 1.0  # seconds for a refused POST to be answered (issue 10)
-
-
-def post(instance: Instance, sid: str, body: bytes, length: int | None = None) -> socket.socket:
-    """A polling POST on a fresh connection; ``length`` may announce more than is sent."""
-    conn = socket.create_connection(("127.0.0.1", instance.port), timeout=5)
-    head = (
-        f"POST {HANDSHAKE}&sid={sid} HTTP/1.1\r\nHost: 127.0.0.1\r\n"
-        "Content-Type: text/plain;charset=UTF-8\r\n"
-        f"Content-Length: {len(body) if length is None else length}\r\n\r\n"
-    )
-    conn.sendall(head.encode() + body)
-    return conn
-
-
-def status_within(conn: socket.socket, timeout: float) -> int | None:
-    """The status of the response on ``conn``, None when none came within ``timeout``."""
-    conn.settimeout(timeout)
-    received = b""
-    try:
-        while b"\r\n" not in received:
-            chunk = conn.recv(4096)
-            if not chunk:
-                return None
-            received += chunk
-    except OSError:
-        return None
-    return int(received.split(b" ", 2)[1])
 
 
 # Packet types a client may not POST, an unknown one, and a body over maxPayload (announced
@@ -66,7 +38,7 @@ def refused_post(instance: Instance, sid: str, case: str) -> tuple[str, int | No
     """(case, status, seconds to the answer) of one bad POST on the session ``sid``."""
     body, length = BAD_BODIES[case]
     started = time.monotonic()
-    with post(instance, sid, body, length) as conn:
+    with raw_post(instance.port, sid, body, length) as conn:
         status = status_within(conn, 3.0)
     return case, status, time.monotonic() - started
 
@@ -116,7 +88,7 @@ def test_slow_post_bodies_get_408_and_are_closed(instance: Instance) -> None:
     with attack_window(instance, "slow POST bodies", expect, seconds=BODY_TIMEOUT + 2) as window:
         for index in range(50):
             sid = Polling(instance.url).sid
-            conn = post(instance, sid, b"42/events,", length=1000)
+            conn = raw_post(instance.port, sid, b"42/events,", length=1000)
             conn.setblocking(False)
             conns.append((conn, index % 2 == 0))
         for _ in window.running(limit=100):
@@ -156,7 +128,7 @@ def test_sid_in_the_query_string_is_no_way_past_a_full_instance(small_cap: Insta
                 query = queries[count % len(queries)]
                 if count % 2:
                     response = urllib3.request(
-                        "GET", small_cap.url + HANDSHAKE + query, retries=False, timeout=5
+                        "GET", small_cap.url + POLLING + query, retries=False, timeout=5
                     )
                     statuses[f"polling{query} {response.status}"] += 1
                 else:

@@ -14,14 +14,13 @@ import urllib3
 
 from tests.resilience.support import metric
 from tests.support.js_client import JsClient
-from tests.support.raw_eio import Polling
+from tests.support.raw_eio import POLLING, Polling, raw_post, status_within
 from tests.support.server import ServerHandle, start_server, wait_until
 from tests.support.tokens import make_token
 
 MAX_PAYLOAD = 65536
 BODY_TIMEOUT = 1.0
 KEEPALIVE = 2.0  # gunicorn_config.keepalive: how long a connection may idle between requests
-HANDSHAKE = "/socket.io/?EIO=4&transport=polling"
 
 
 @pytest.fixture(scope="module")
@@ -32,35 +31,6 @@ def server() -> Iterator[ServerHandle]:
     }
     with start_server(env) as handle:
         yield handle
-
-
-def send_post(
-    server: ServerHandle, sid: str, body: bytes, length: int | None = None
-) -> socket.socket:
-    """A polling POST on a fresh connection; ``length`` may announce more than is sent."""
-    conn = socket.create_connection(("127.0.0.1", server.port), timeout=5)
-    head = (
-        f"POST {HANDSHAKE}&sid={sid} HTTP/1.1\r\nHost: 127.0.0.1\r\n"
-        f"Content-Type: text/plain;charset=UTF-8\r\n"
-        f"Content-Length: {len(body) if length is None else length}\r\n\r\n"
-    )
-    conn.sendall(head.encode() + body)
-    return conn
-
-
-def status_within(conn: socket.socket, timeout: float) -> int | None:
-    """The status of the response on ``conn``, or None when none came within ``timeout``."""
-    conn.settimeout(timeout)
-    received = b""
-    try:
-        while b"\r\n" not in received:
-            chunk = conn.recv(4096)
-            if not chunk:
-                return None
-            received += chunk
-    except TimeoutError:
-        return None
-    return int(received.split(b" ", 2)[1])
 
 
 def closed_within(conn: socket.socket, timeout: float) -> bool:
@@ -99,11 +69,11 @@ def test_a_packet_a_client_may_not_send_is_answered_400_at_once(
     server: ServerHandle, body: bytes
 ) -> None:
     session = Polling(server.url)
-    with send_post(server, session.sid, body) as conn:
+    with raw_post(server.port, session.sid, body) as conn:
         assert status_within(conn, 1.0) == 400
     assert refused(server, "bad_request") >= 1
     # engineio closed the session: it is gone, not stuck half-closed
-    later = urllib3.request("GET", f"{server.url}{HANDSHAKE}&sid={session.sid}", timeout=5)
+    later = urllib3.request("GET", f"{server.url}{POLLING}&sid={session.sid}", timeout=5)
     assert later.status == 400
 
 
@@ -114,7 +84,7 @@ def test_a_packet_a_client_may_not_send_is_answered_400_at_once(
 )
 def test_an_undecodable_body_is_answered_400(server: ServerHandle, body: bytes) -> None:
     session = Polling(server.url)
-    with send_post(server, session.sid, body) as conn:
+    with raw_post(server.port, session.sid, body) as conn:
         assert status_within(conn, 1.0) == 400
     assert refused(server, "invalid_body") >= 1
     assert "post request handler error" not in server.logs()
@@ -122,7 +92,7 @@ def test_an_undecodable_body_is_answered_400(server: ServerHandle, body: bytes) 
 
 def test_an_oversized_body_is_refused_before_it_is_sent(server: ServerHandle) -> None:
     session = Polling(server.url)
-    with send_post(server, session.sid, b"", length=MAX_PAYLOAD + 1) as conn:
+    with raw_post(server.port, session.sid, b"", length=MAX_PAYLOAD + 1) as conn:
         assert status_within(conn, 1.0) == 400
     assert refused(server, "too_large") >= 1
     assert session.post("3") == 200  # the session itself goes on
@@ -131,7 +101,7 @@ def test_an_oversized_body_is_refused_before_it_is_sent(server: ServerHandle) ->
 def test_a_stalled_body_gets_408_and_its_connection_is_closed(server: ServerHandle) -> None:
     session = Polling(server.url)
     started = time.monotonic()
-    with send_post(server, session.sid, b"42/events,", length=100) as conn:
+    with raw_post(server.port, session.sid, b"42/events,", length=100) as conn:
         assert status_within(conn, BODY_TIMEOUT + 1.0) == 408
         assert time.monotonic() - started >= BODY_TIMEOUT
         assert closed_within(conn, KEEPALIVE + 1.0)
@@ -142,7 +112,7 @@ def test_refused_posts_leave_no_connection_held() -> None:
     """The issue's attack: a hundred refused POSTs, no token, against a pool of 100."""
     with start_server({"ZOU_EVENTS_WORKER_CONNECTIONS": "100"}) as server:
         sids = [Polling(server.url).sid for _ in range(100)]
-        conns = [send_post(server, sid, b"6") for sid in sids]
+        conns = [raw_post(server.port, sid, b"6") for sid in sids]
         try:
             assert [status_within(conn, 2.0) for conn in conns] == [400] * 100
             # the connections are the server's to close, after its keep-alive wait
@@ -158,7 +128,7 @@ def test_a_sid_in_the_query_string_is_no_way_past_the_socket_cap() -> None:
     with start_server({"ZOU_EVENTS_MAX_SOCKETS": "2"}) as server:
         sessions = [joined(server), joined(server)]
         for query in ("&sid=", "&xsid=1", "&sid=not-a-session", "&sid=&sid=x"):
-            response = urllib3.request("GET", server.url + HANDSHAKE + query, retries=False)
+            response = urllib3.request("GET", server.url + POLLING + query, retries=False)
             assert (response.status, response.data) == (503, b"over_capacity"), query
         # the sessions that are open are served as before
         assert [s.post('42["still-here"]') for s in sessions] == [200, 200]
@@ -169,8 +139,7 @@ def test_a_sid_in_the_query_string_is_no_way_past_the_rate_limit() -> None:
     with start_server(env) as server:
         queries = ("&sid=", "&xsid=1", "&sid=not-a-session", "&sid=", "&xsid=1")
         statuses = [
-            urllib3.request("GET", server.url + HANDSHAKE + q, retries=False).status
-            for q in queries
+            urllib3.request("GET", server.url + POLLING + q, retries=False).status for q in queries
         ]
         # admitted: two handshakes, and one request engineio refuses as an unknown session
         assert statuses == [200, 200, 400, 503, 503]
@@ -200,7 +169,7 @@ def test_sessions_that_join_no_namespace_in_time_are_closed_and_hold_no_place() 
                 assert session.post("3") == 400  # gone
             # the joined sockets do count: two more fill the cap of 3
             others = [joined(server), joined(server)]
-            full = urllib3.request("GET", server.url + HANDSHAKE, retries=False)
+            full = urllib3.request("GET", server.url + POLLING, retries=False)
             assert (full.status, full.data) == (503, b"over_capacity")
             assert [s.post("3") for s in others] == [200, 200]
             assert server.get_json("/stats")[1]["nb_connections"] == 1
