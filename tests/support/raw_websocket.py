@@ -36,35 +36,12 @@ def frame(
     return header + key + bytes(b ^ key[i % 4] for i, b in enumerate(payload))
 
 
-class RawWebSocket:
-    def __init__(self, port: int, query: str, cookie: str | None = None, timeout: float = 5):
-        self.sock = socket.create_connection(("127.0.0.1", port), timeout=timeout)
-        key = base64.b64encode(os.urandom(16)).decode()
-        headers = [
-            f"GET /socket.io/?{query} HTTP/1.1",
-            f"Host: 127.0.0.1:{port}",
-            "Upgrade: websocket",
-            "Connection: Upgrade",
-            f"Sec-WebSocket-Key: {key}",
-            "Sec-WebSocket-Version: 13",
-        ]
-        if cookie:
-            headers.append(f"Cookie: {cookie}")
-        self.sock.sendall(("\r\n".join(headers) + "\r\n\r\n").encode())
+class FrameReader:
+    """Reads server frames from ``sock``; what arrives beyond a frame waits in ``_buffer``."""
+
+    def __init__(self, sock: socket.socket) -> None:
+        self.sock = sock
         self._buffer = b""
-        while b"\r\n\r\n" not in self._buffer:
-            chunk = self.sock.recv(65536)
-            if not chunk:
-                raise ConnectionError(f"closed during the handshake: {self._buffer!r}")
-            self._buffer += chunk
-        head, self._buffer = self._buffer.split(b"\r\n\r\n", 1)
-        self.status = int(head.split(b" ", 2)[1])
-
-    def send(self, data: bytes) -> None:
-        self.sock.sendall(data)
-
-    def send_text(self, text: str) -> None:
-        self.send(frame(text.encode()))
 
     def _read_exact(self, count: int) -> bytes:
         while len(self._buffer) < count:
@@ -84,6 +61,36 @@ class RawWebSocket:
         elif length == 127:
             (length,) = struct.unpack("!Q", self._read_exact(8))
         return first & 0x0F, self._read_exact(length)
+
+
+class RawWebSocket(FrameReader):
+    def __init__(self, port: int, query: str, cookie: str | None = None, timeout: float = 5):
+        super().__init__(socket.create_connection(("127.0.0.1", port), timeout=timeout))
+        key = base64.b64encode(os.urandom(16)).decode()
+        headers = [
+            f"GET /socket.io/?{query} HTTP/1.1",
+            f"Host: 127.0.0.1:{port}",
+            "Upgrade: websocket",
+            "Connection: Upgrade",
+            f"Sec-WebSocket-Key: {key}",
+            "Sec-WebSocket-Version: 13",
+        ]
+        if cookie:
+            headers.append(f"Cookie: {cookie}")
+        self.sock.sendall(("\r\n".join(headers) + "\r\n\r\n").encode())
+        while b"\r\n\r\n" not in self._buffer:
+            chunk = self.sock.recv(65536)
+            if not chunk:
+                raise ConnectionError(f"closed during the handshake: {self._buffer!r}")
+            self._buffer += chunk
+        head, self._buffer = self._buffer.split(b"\r\n\r\n", 1)
+        self.status = int(head.split(b" ", 2)[1])
+
+    def send(self, data: bytes) -> None:
+        self.sock.sendall(data)
+
+    def send_text(self, text: str) -> None:
+        self.send(frame(text.encode()))
 
     def read_text(self) -> str:
         opcode, payload = self.read_frame()

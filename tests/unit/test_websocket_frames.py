@@ -22,6 +22,7 @@ from tests.support.raw_websocket import (
     OP_PING,
     OP_PONG,
     OP_TEXT,
+    FrameReader,
     frame,
 )
 from zou_events import inbound
@@ -59,12 +60,8 @@ class Session:
             ws.send(message)
 
 
-class Client:
+class Client(FrameReader):
     """The client end of the pair: frames by hand (tests/support/raw_websocket.py)."""
-
-    def __init__(self, sock: std_socket.socket) -> None:
-        self.sock = sock
-        self.buffer = b""
 
     def send(self, *frames: bytes) -> None:
         self.sock.sendall(b"".join(frames))
@@ -77,24 +74,6 @@ class Client:
                 self.send(*frames)
 
         return gevent.spawn(send)
-
-    def _read_exact(self, count: int) -> bytes:
-        while len(self.buffer) < count:
-            chunk = self.sock.recv(65536)
-            if not chunk:
-                raise ConnectionResetError("closed by the server")
-            self.buffer += chunk
-        data, self.buffer = self.buffer[:count], self.buffer[count:]
-        return data
-
-    def read_frame(self) -> tuple[int, bytes]:
-        first, second = self._read_exact(2)
-        length = second & 0x7F
-        if length == 126:
-            (length,) = struct.unpack("!H", self._read_exact(2))
-        elif length == 127:
-            (length,) = struct.unpack("!Q", self._read_exact(8))
-        return first & 0x0F, self._read_exact(length)
 
     def close_payload(self) -> bytes:
         """Frames until the server's close frame: its payload."""
