@@ -14,7 +14,6 @@ from __future__ import annotations
 import json
 import math
 import os
-import queue
 import resource
 import subprocess
 import sys
@@ -29,6 +28,7 @@ from typing import Any
 from prometheus_client.parser import text_string_to_metric_families
 
 from tests.resilience.support import cpu_seconds, rss_bytes, worker_pid
+from tests.support.node_script import NodeScript
 from tests.support.raw_websocket import RawWebSocket
 from tests.support.redis_server import RedisServer
 from tests.support.server import ROOT, ServerHandle, http_get, start_server, wait_until
@@ -152,35 +152,12 @@ class Publisher:
                 self.process.wait(5)
 
 
-class Canary:
+class Canary(NodeScript):
     """canary.mjs: one Kitsu socket receiving the publisher's events."""
 
     def __init__(self, url: str, token: str) -> None:
-        config = {"url": url, "token": token, "event": CANARY_EVENT}
-        self.process = subprocess.Popen(
-            ["node", str(HERE / "canary.mjs"), json.dumps(config)],
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            text=True,
-            cwd=HERE,
-        )
-        self._lines: queue.Queue[dict[str, Any]] = queue.Queue()
+        super().__init__(HERE / "canary.mjs", {"url": url, "token": token, "event": CANARY_EVENT})
         self.sid: str | None = None
-        threading.Thread(target=self._read, daemon=True).start()
-
-    def _read(self) -> None:
-        assert self.process.stdout is not None
-        for line in self.process.stdout:
-            self._lines.put(json.loads(line))
-
-    def _ask(self, cmd: str, answer: str) -> dict[str, Any]:
-        assert self.process.stdin is not None
-        self.process.stdin.write(json.dumps({"cmd": cmd}) + "\n")
-        self.process.stdin.flush()
-        while True:
-            line = self._lines.get(timeout=10)
-            if line["type"] == answer:
-                return line
 
     def stats(self) -> dict[str, Any]:
         stats = self._ask("stats", "stats")
@@ -197,17 +174,6 @@ class Canary:
             "the canary to connect and upgrade to WebSocket",
             step=0.2,
         )
-
-    def close(self) -> None:
-        if self.process.poll() is None:
-            try:
-                assert self.process.stdin is not None
-                self.process.stdin.write('{"cmd": "close"}\n')
-                self.process.stdin.flush()
-                self.process.wait(5)
-            except (OSError, subprocess.TimeoutExpired):
-                self.process.kill()
-                self.process.wait(5)
 
 
 # --- the instance ---------------------------------------------------------------------

@@ -4,9 +4,7 @@ from __future__ import annotations
 
 import json
 import os
-import queue
 import resource
-import subprocess
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -16,6 +14,7 @@ from typing import Any
 
 import redis
 
+from tests.support.node_script import NodeScript
 from tests.support.server import ServerHandle, http_get
 from zou_events.messages import zou_emit
 
@@ -32,8 +31,10 @@ def raise_fd_limit(wanted: int) -> None:
     assert target >= wanted, f"RLIMIT_NOFILE hard limit {hard} is below the {wanted} needed"
 
 
-class LoadClient:
+class LoadClient(NodeScript):
     """Handle on load_client.mjs: ``count`` sockets, aggregated stats on demand."""
+
+    close_wait = 10.0
 
     def __init__(
         self,
@@ -52,32 +53,10 @@ class LoadClient:
             "reconnect": reconnect,
             "rampMs": ramp_ms,
         }
-        self.process = subprocess.Popen(
-            ["node", str(HERE / "load_client.mjs"), json.dumps(config)],
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            text=True,
-            cwd=HERE,
-        )
-        self._lines: queue.Queue[Stats] = queue.Queue()
-        threading.Thread(target=self._read, daemon=True).start()
-
-    def _read(self) -> None:
-        assert self.process.stdout is not None
-        for line in self.process.stdout:
-            self._lines.put(json.loads(line))
-
-    def _command(self, cmd: str) -> None:
-        assert self.process.stdin is not None
-        self.process.stdin.write(json.dumps({"cmd": cmd}) + "\n")
-        self.process.stdin.flush()
+        super().__init__(HERE / "load_client.mjs", config)
 
     def stats(self, timeout: float = 10.0) -> Stats:
-        self._command("stats")
-        while True:
-            line = self._lines.get(timeout=timeout)
-            if line["type"] == "stats":
-                return line
+        return self._ask("stats", "stats", timeout)
 
     def wait_stats(self, condition: Callable[[Stats], bool], timeout: float, what: str) -> Stats:
         """Poll the stats until ``condition`` holds; fail with the last stats after ``timeout``."""
@@ -99,15 +78,6 @@ class LoadClient:
 
     def reset(self) -> None:
         self._command("reset")
-
-    def close(self) -> None:
-        if self.process.poll() is None:
-            try:
-                self._command("close")
-                self.process.wait(10)
-            except (OSError, subprocess.TimeoutExpired):
-                self.process.kill()
-                self.process.wait(5)
 
     def __enter__(self) -> LoadClient:
         return self
