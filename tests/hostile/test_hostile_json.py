@@ -14,26 +14,9 @@ import pytest
 
 from tests.hostile.support import Counted, Instance, Receiver, attack_window
 from tests.support.js_client import JsClient
+from tests.support.redis_messages import emit, nested, room_change
 
 DROPPED = "zou_events_redis_messages_dropped_total"
-
-
-def emit(event: str, data: str) -> str:
-    """A message as Zou publishes it (python-socketio 5), ``data`` as raw JSON text."""
-    return (
-        f'{{"method":"emit","event":"{event}","data":{data},"binary":false,'
-        '"namespace":"/events","room":null,"skip_sid":null,"callback":null,"host_id":"zou"}'
-    )
-
-
-def room_change(method: str, sid: str | None, room: str | None) -> str:
-    return json.dumps(
-        {"method": method, "sid": sid, "room": room, "namespace": "/events", "host_id": "zou"}
-    )
-
-
-def nested(depth: int) -> str:
-    return "[" * depth + "1" + "]" * depth
 
 
 # (message built from two sockets' sids, the drop reason): each stopped delivery before.

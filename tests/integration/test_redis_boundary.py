@@ -20,6 +20,7 @@ import websocket
 
 from tests.integration.rooms_support import metric
 from tests.support.js_client import JsClient
+from tests.support.redis_messages import emit, nested, room_change
 from tests.support.redis_server import RedisServer
 from tests.support.server import ServerHandle, start_server, wait_until
 from tests.support.tokens import make_token
@@ -81,24 +82,6 @@ def server(private_redis: RedisServer) -> Iterator[ServerHandle]:
     """A fresh instance per test: on code without the boundary, one message stops it."""
     with start_server({"KV_HOST": "127.0.0.1", "KV_PORT": str(private_redis.port)}) as handle:
         yield handle
-
-
-def emit(event: str, data: str) -> str:
-    """A message as Zou publishes it (python-socketio 5.16), ``data`` as raw JSON text."""
-    return (
-        f'{{"method":"emit","event":"{event}","data":{data},"binary":false,'
-        '"namespace":"/events","room":null,"skip_sid":null,"callback":null,"host_id":"zou"}'
-    )
-
-
-def room_change(method: str, sid: str | None, room: str | None) -> str:
-    return json.dumps(
-        {"method": method, "sid": sid, "room": room, "namespace": "/events", "host_id": "zou"}
-    )
-
-
-def nested(depth: int) -> str:
-    return "[" * depth + "1" + "]" * depth
 
 
 # (bad message built from two sockets' sids, the drop reason). Each one, on code without
