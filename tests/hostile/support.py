@@ -29,7 +29,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from tests.resilience.support import cpu_seconds, rss_bytes, worker_pid
 from tests.support.node_script import NodeScript
-from tests.support.raw_websocket import RawWebSocket
+from tests.support.raw_websocket import EventsSocket, RawWebSocket
 from tests.support.redis_server import RedisServer
 from tests.support.server import ROOT, ServerHandle, http_get, start_server, wait_until
 from tests.support.tokens import make_token
@@ -449,35 +449,9 @@ def _report(window: Window) -> None:
 # --- raw clients ----------------------------------------------------------------------
 
 
-class Receiver:
-    """A raw /events socket whose Socket.IO sid is known (to aim room changes at it), read
-    only when asked: every packet is kept in its socket buffer until then."""
-
+class Receiver(EventsSocket):
     def __init__(self, instance: Instance) -> None:
-        self.ws = RawWebSocket(instance.port, "EIO=4&transport=websocket", instance.cookie())
-        assert self.ws.status == 101, self.ws.status
-        assert self.ws.read_text().startswith("0{")
-        self.ws.send_text("40/events,")
-        connected = self.ws.read_text()
-        assert connected.startswith("40/events,"), connected
-        self.sid: str = json.loads(connected.removeprefix("40/events,"))["sid"]
-
-    def next_event(self, event: str, timeout: float = 5.0) -> list[Any]:
-        """The arguments of the next ``event`` (pings answered, other packets skipped)."""
-        deadline = time.monotonic() + timeout
-        while (remaining := deadline - time.monotonic()) > 0:
-            self.ws.sock.settimeout(remaining)
-            packet = self.ws.read_text()
-            if packet == "2":
-                self.ws.send_text("3")
-            elif packet.startswith("42/events,"):
-                name, *args = json.loads(packet.removeprefix("42/events,"))
-                if name == event:
-                    return args
-        raise AssertionError(f"no {event} within {timeout}s")
-
-    def close(self) -> None:
-        self.ws.close()
+        super().__init__(instance.port, instance.cookie())
 
 
 def open_websocket(instance: Instance, cookie: str | None, query: str = "") -> RawWebSocket:

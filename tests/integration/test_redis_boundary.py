@@ -9,17 +9,14 @@ reach the other reviewers (socket.io-client cannot parse it and disconnects).
 
 from __future__ import annotations
 
-import json
-import time
 import uuid
 from collections.abc import Callable, Iterator
-from typing import Any
 
 import pytest
-import websocket
 
 from tests.integration.rooms_support import metric
 from tests.support.js_client import JsClient
+from tests.support.raw_websocket import EventsSocket
 from tests.support.redis_messages import emit, nested, room_change
 from tests.support.redis_server import RedisServer
 from tests.support.server import ServerHandle, start_server, wait_until
@@ -27,46 +24,11 @@ from tests.support.tokens import make_token
 
 CHANNEL = "flask-socketio"
 DROPPED = "zou_events_redis_messages_dropped_total"
+EVENT_TIMEOUT = 10.0  # seconds for an event to reach a raw socket
 
 
-class RawSocket:
-    """One /events socket over a raw WebSocket: its namespace sid is known, every packet seen."""
-
-    def __init__(self, server: ServerHandle) -> None:
-        token = make_token(server.secret_key)
-        self.ws = websocket.create_connection(
-            f"ws://127.0.0.1:{server.port}/socket.io/?EIO=4&transport=websocket",
-            header=[f"Cookie: access_token_cookie={token}"],
-            timeout=10,
-        )
-        assert self.ws.recv().startswith("0{")
-        self.ws.send("40/events,")
-        connected = self.ws.recv()
-        assert connected.startswith("40/events,"), connected
-        self.sid: str = json.loads(connected.removeprefix("40/events,"))["sid"]
-
-    def send_event(self, event: str, payload: str) -> None:
-        self.ws.send(f'42/events,["{event}",{payload}]')
-
-    def next_event(self, event: str, timeout: float = 10.0) -> list[Any]:
-        """The arguments of the next ``event`` (pings answered, other packets skipped)."""
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            self.ws.settimeout(max(0.1, deadline - time.monotonic()))
-            try:
-                packet = self.ws.recv()
-            except websocket.WebSocketTimeoutException:
-                break
-            if packet == "2":
-                self.ws.send("3")
-            elif packet.startswith("42/events,"):
-                name, *args = json.loads(packet.removeprefix("42/events,"))
-                if name == event:
-                    return args
-        raise AssertionError(f"no {event} within {timeout}s")
-
-    def close(self) -> None:
-        self.ws.close()
+def raw_socket(server: ServerHandle) -> EventsSocket:
+    return EventsSocket(server.port, f"access_token_cookie={make_token(server.secret_key)}")
 
 
 @pytest.fixture(scope="module")
@@ -115,14 +77,14 @@ def test_a_bad_message_is_dropped_and_the_next_event_reaches_everyone(
     build, reason = BAD_MESSAGES[case]
     publisher = private_redis.client(db=2)
     kitsu = JsClient(server.url, auth={"token": make_token(server.secret_key)})
-    alice, bob = RawSocket(server), RawSocket(server)
+    alice, bob = raw_socket(server), raw_socket(server)
     try:
         kitsu.wait_type("connect")
         before = metric(server, DROPPED, reason=reason)
         assert publisher.publish(CHANNEL, build(alice.sid, bob.sid)) == 1
         publisher.publish(CHANNEL, emit("main:after", '[{"ok": true}]'))
-        assert alice.next_event("main:after") == [{"ok": True}]
-        assert bob.next_event("main:after") == [{"ok": True}]
+        assert alice.next_event("main:after", EVENT_TIMEOUT) == [{"ok": True}]
+        assert bob.next_event("main:after", EVENT_TIMEOUT) == [{"ok": True}]
         assert kitsu.wait_event("main:after")["args"] == [{"ok": True}]
         assert not [
             m
@@ -143,13 +105,13 @@ def test_a_relay_with_nan_does_not_reach_the_other_reviewers(server: ServerHandl
     room = str(uuid.uuid4())
     opened = f'{{"playlist_id": "{room}"}}'
     reviewer = JsClient(server.url, auth={"token": make_token(server.secret_key)})
-    sender = RawSocket(server)
+    sender = raw_socket(server)
     try:
         reviewer.wait_type("connect")
         reviewer.emit("preview-room:open-playlist", {"playlist_id": room})
         reviewer.wait_event("preview-room:room-people-updated")
         sender.send_event("preview-room:open-playlist", opened)
-        sender.next_event("preview-room:room-people-updated")
+        sender.next_event("preview-room:room-people-updated", EVENT_TIMEOUT)
         before = metric(server, "zou_events_client_packets_dropped_total")
         for poison in ("NaN", "Infinity", "-Infinity", "1e999"):
             sender.send_event(
@@ -181,7 +143,7 @@ def test_a_lost_subscription_is_reported_and_restored_by_itself(
     watchdog has nothing to do), /ready tells the gap, the next event arrives."""
     admin = private_redis.client()
     publisher = private_redis.client(db=2)
-    alice = RawSocket(server)
+    alice = raw_socket(server)
     try:
         reconnects = metric(server, "zou_events_redis_reconnects_total")
         assert admin.execute_command("CLIENT", "KILL", "TYPE", "pubsub") >= 1
@@ -190,7 +152,7 @@ def test_a_lost_subscription_is_reported_and_restored_by_itself(
         assert metric(server, "zou_events_redis_reconnects_total") > reconnects
         assert metric(server, "zou_events_redis_subscribed") == 1
         assert publisher.publish(CHANNEL, emit("main:after", "[1]")) == 1
-        assert alice.next_event("main:after") == [1]
+        assert alice.next_event("main:after", EVENT_TIMEOUT) == [1]
         assert metric(server, "zou_events_redis_subscriber_restarts_total", reason="died") == 0
         assert metric(server, "zou_events_redis_subscriber_restarts_total", reason="stalled") == 0
     finally:
@@ -202,18 +164,18 @@ def test_client_packets_nested_too_deep_or_with_nan_are_dropped(
 ) -> None:
     """Engine.IO's and Socket.IO's readers alike: the packet is dropped and counted, the
     socket keeps receiving (a RecursionError used to escape Engine.IO's WebSocket reader)."""
-    alice = RawSocket(server)
+    alice = raw_socket(server)
     try:
         before = metric(server, "zou_events_client_packets_dropped_total")
-        alice.ws.send("4" + nested(5000))  # a message that is not Socket.IO, too deep
-        alice.ws.send("42/events," + f'["main:x",{nested(200)}]')
-        alice.ws.send('42/events,["main:x",{"x":NaN}]')
+        alice.ws.send_text("4" + nested(5000))  # a message that is not Socket.IO, too deep
+        alice.ws.send_text("42/events," + f'["main:x",{nested(200)}]')
+        alice.ws.send_text('42/events,["main:x",{"x":NaN}]')
         wait_until(
             lambda: metric(server, "zou_events_client_packets_dropped_total") == before + 3,
             5,
             "three packets dropped",
         )
         private_redis.client(db=2).publish(CHANNEL, emit("main:after", "[1]"))
-        assert alice.next_event("main:after") == [1]  # the sender is still served
+        assert alice.next_event("main:after", EVENT_TIMEOUT) == [1]  # the sender is still served
     finally:
         alice.close()

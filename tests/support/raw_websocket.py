@@ -4,9 +4,12 @@ ones included, to see how the server answers them."""
 from __future__ import annotations
 
 import base64
+import json
 import os
 import socket
 import struct
+import time
+from typing import Any
 
 OP_CONTINUATION, OP_TEXT, OP_BINARY, OP_CLOSE, OP_PING, OP_PONG = 0x0, 0x1, 0x2, 0x8, 0x9, 0xA
 
@@ -115,3 +118,41 @@ class RawWebSocket(FrameReader):
 
     def __exit__(self, *_exc: object) -> None:
         self.close()
+
+
+class EventsSocket:
+    """A raw /events socket whose Socket.IO sid is known (to aim room changes at it), read
+    only when asked: every packet is kept in its socket buffer until then."""
+
+    def __init__(self, port: int, cookie: str) -> None:
+        self.ws = RawWebSocket(port, "EIO=4&transport=websocket", cookie)
+        assert self.ws.status == 101, self.ws.status
+        assert self.ws.read_text().startswith("0{")
+        self.ws.send_text("40/events,")
+        connected = self.ws.read_text()
+        assert connected.startswith("40/events,"), connected
+        self.sid: str = json.loads(connected.removeprefix("40/events,"))["sid"]
+
+    def send_event(self, event: str, payload: str) -> None:
+        """``event`` with one argument, ``payload``, as raw JSON text."""
+        self.ws.send_text(f'42/events,["{event}",{payload}]')
+
+    def next_event(self, event: str, timeout: float = 5.0) -> list[Any]:
+        """The arguments of the next ``event`` (pings answered, other packets skipped)."""
+        deadline = time.monotonic() + timeout
+        while (remaining := deadline - time.monotonic()) > 0:
+            self.ws.sock.settimeout(remaining)
+            try:
+                packet = self.ws.read_text()
+            except TimeoutError:
+                break
+            if packet == "2":
+                self.ws.send_text("3")
+            elif packet.startswith("42/events,"):
+                name, *args = json.loads(packet.removeprefix("42/events,"))
+                if name == event:
+                    return args
+        raise AssertionError(f"no {event} within {timeout}s")
+
+    def close(self) -> None:
+        self.ws.close()
