@@ -3,10 +3,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
-import pytest
-
 from tests.integration.rooms_support import (
     PEOPLE_UPDATED,
     RELAYS,
@@ -19,21 +15,7 @@ from tests.integration.rooms_support import (
     people_updated,
     refused,
     relay_payload,
-    start_cluster,
 )
-
-
-@pytest.fixture(scope="module")
-def pair() -> Iterator[Cluster]:
-    with start_cluster(2) as cluster:
-        yield cluster
-
-
-@pytest.fixture
-def browsers() -> Iterator[Browsers]:
-    browsers = Browsers()
-    yield browsers
-    browsers.close()
 
 
 def test_a_strangers_room_events_change_nothing_and_broadcast_nothing(

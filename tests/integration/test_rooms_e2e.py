@@ -53,23 +53,9 @@ from tests.support.server import ServerHandle, start_server, wait_until
 
 
 @pytest.fixture(scope="module")
-def pair() -> Iterator[Cluster]:
-    """Two instances sharing one Redis, for the tests that kill nothing."""
-    with start_cluster(2) as cluster:
-        yield cluster
-
-
-@pytest.fixture(scope="module")
 def standalone() -> Iterator[Cluster]:
     with start_cluster(1, standalone=True) as cluster:
         yield cluster
-
-
-@pytest.fixture
-def browsers() -> Iterator[Browsers]:
-    browsers = Browsers()
-    yield browsers
-    browsers.close()
 
 
 # --- 1. the reference's review session ---------------------------------------------------
