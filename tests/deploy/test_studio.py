@@ -108,10 +108,11 @@ class Host:
         return self.box.run("bash", "-euc", script)
 
     def holder(self) -> str:
-        """The unit whose process listens on port 5001."""
+        """The unit whose process listens on port 5001 ("" for none)."""
         listener = self.box.run("ss", "-Hltnp", f"( sport = :{PORT} )").stdout
         pids = re.findall(r"pid=(\d+)", listener)
-        assert pids, f"nothing listens on {PORT}"
+        if not pids:
+            return ""
         cgroup = self.box.run("cat", f"/proc/{pids[0]}/cgroup").stdout
         return cgroup.strip().rsplit("/", 1)[1]
 
