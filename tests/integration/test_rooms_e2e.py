@@ -516,10 +516,15 @@ def kitsu_traffic(tab: Tab, room: str, seconds: int) -> tuple[str, str]:
 
 @pytest.fixture
 def flooded_pair() -> Iterator[Cluster]:
-    """Instance 0 with the slow refill (FLOOD_RATE), instance 1 with the defaults."""
+    """Instance 0 with the slow refill (FLOOD_RATE), instance 1 with the defaults. A flood of
+    FLOOD packets at once is over the default inbound burst (500 packets), which would cut the
+    flooder (inbound_flood, tests/integration/test_inbound_limits.py) before the room limiter
+    had refused it all: instance 0's inbound budget is raised so that the room limiter alone
+    is measured here."""
     slow_refill = {
         "ZOU_EVENTS_ROOM_EVENTS_PER_SECOND": str(FLOOD_RATE),
         "ZOU_EVENTS_ROOM_EVENTS_BURST": str(BURST),
+        "ZOU_EVENTS_INBOUND_PACKETS_BURST": str(4 * FLOOD),
     }
     with start_cluster(2, instance_env=(slow_refill,)) as cluster:
         yield cluster
