@@ -116,12 +116,17 @@ class Host:
         cgroup = self.box.run("cat", f"/proc/{pids[0]}/cgroup").stdout
         return cgroup.strip().rsplit("/", 1)[1]
 
-    def kitsu_tab(self, cookie: str, transports: list[str] | None = None) -> Probe:
+    def kitsu_tab(
+        self, cookie: str, transports: list[str] | None = None, origin: str | None = None
+    ) -> Probe:
         """A browser tab of Kitsu served through nginx on its non-default port: the cookie of
         Zou's login, the Origin of the page (its port included, which Host $host drops)."""
         extra: dict[str, Any] = {
             "cookie": cookie,
-            "headers": {"Origin": self.zou.kitsu_url, "User-Agent": "Mozilla/5.0 (X11; Linux)"},
+            "headers": {
+                "Origin": origin or self.zou.kitsu_url,
+                "User-Agent": "Mozilla/5.0 (X11; Linux)",
+            },
         }
         if transports:
             extra["transports"] = transports
@@ -275,9 +280,32 @@ def test_a_second_switch_run_changes_nothing(host: Host) -> None:
     assert again.recap(HOST)["changed"] == 0, again.changed_tasks()
 
 
+def origin_refusals(host: Host) -> float:
+    """zou_events_connections_refused_total{reason="origin"} of our instance."""
+    exposition = host.box.run("curl", "-sf", f"http://127.0.0.1:{PORT}/metrics").stdout
+    found = re.search(
+        r'^zou_events_connections_refused_total\{reason="origin"\} (\S+)$', exposition, re.M
+    )
+    return float(found.group(1)) if found else 0.0
+
+
 def test_kitsu_through_zou_nginx_block_after_the_migration(host: Host) -> None:
     kitsu_session(host)
     kitsu_session(host, transports=["websocket"])  # Kitsu's option to skip long-polling
+
+
+def test_a_foreign_page_is_refused_through_zou_nginx_block_and_counted(host: Host) -> None:
+    """The same port, another site: the origin rule ignores ports, never hosts."""
+    _, cookie = host.zou.login()
+    before = origin_refusals(host)
+    for transports in (None, ["websocket"]):
+        tab = host.kitsu_tab(cookie, transports, origin="http://elsewhere.example:8080")
+        try:
+            tab.expect("connect_error")
+            assert not any(m["type"] == "connect" for m in tab.history), tab.history
+        finally:
+            tab.close()
+    wait_until(lambda: origin_refusals(host) >= before + 2, 10, "two origin refusals counted")
 
 
 def test_zou_restart_command_leaves_ours_serving(host: Host) -> None:
