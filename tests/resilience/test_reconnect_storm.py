@@ -91,13 +91,18 @@ def test_the_cost_of_a_storm_of_disconnects_grows_linearly(redis_env: dict[str, 
     small, large = 1000, 6000
     raise_fd_limit(2 * large)  # per process: the server and the Node client inherit it
     costs: dict[int, float] = {}
-    with start_server(redis_env) as server:
+    # What is measured is the disconnects: the connects before them must all be taken, and
+    # this client does not retry a refusal. A momentary stall of the loop over admission's
+    # lag bound (1 s) during the connects refused a few (seen on this 2-core machine); the
+    # lag bound itself is exercised by the storm test below.
+    env = {**redis_env, "ZOU_EVENTS_ADMISSION_MAX_LAG": "30"}
+    with start_server(env) as server:
         worker = worker_pid(server)
         tokens = [make_token(server.secret_key) for _ in range(PEOPLE)]
         for count in (small, large):
-            # Spread below the admission rate, so that every connect is taken at once.
+            # Spread below the admission rate (300/s), so that every connect is taken at once.
             with LoadClient(
-                [server.url], tokens, count, transport="websocket", reconnect=False, ramp_ms=3.4
+                [server.url], tokens, count, transport="websocket", reconnect=False, ramp_ms=5
             ) as load:
                 load.wait_connected(count, 60)
                 wait_until(lambda c=count: settled(server, c), 20, f"{count} sockets")
