@@ -9,12 +9,12 @@ shape: only a ``sid`` naming an open session of this process makes a request an 
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable, Iterable
 from typing import Any
 from urllib.parse import parse_qs
 
 from zou_events import metrics
+from zou_events.limits import TokenBucket
 
 ENGINEIO_PATH = "/socket.io/"  # engineio's own prefix test: anything else is not Engine.IO
 
@@ -44,14 +44,11 @@ class Admission:
         max_lag: float,
     ) -> None:
         self.max_sockets = max_sockets
-        self.per_second = per_second
-        self.burst = burst
         self._socket_count = socket_count
         self._draining = draining
         self._loop_lag = loop_lag
         self.max_lag = max_lag
-        self._tokens = float(burst)
-        self._updated = time.monotonic()
+        self._sessions = TokenBucket(per_second, burst)
 
     def overloaded(self) -> bool:
         return self._loop_lag() > self.max_lag
@@ -66,13 +63,7 @@ class Admission:
             # The worker is saturated: a session admitted now would wait its turn at every
             # step, and a client that gives up after 20 s retries, adding to the queue.
             return OVERLOADED
-        now = time.monotonic()
-        self._tokens = min(self.burst, self._tokens + (now - self._updated) * self.per_second)
-        self._updated = now
-        if self._tokens < 1:
-            return TOO_FAST
-        self._tokens -= 1
-        return None
+        return None if self._sessions.take() else TOO_FAST
 
 
 class AdmissionMiddleware:
