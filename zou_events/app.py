@@ -215,7 +215,7 @@ class Runtime:
         eio_sids = list(self.sio.eio.sockets)
         for sid, _identity in self.sessions.items():
             self.connections.kick_reasons[sid] = "server_shutdown"
-        close_gradually(eio_sids, self._close_transport, self.settings.graceful_timeout)
+        close_gradually(eio_sids, self.sio.end_transport, self.settings.graceful_timeout)
         if self.subscriber is not None:
             self.subscriber.stop()
         self.liveness.stop()
@@ -225,15 +225,6 @@ class Runtime:
         socket = self.sio.eio.sockets.get(eio_sid)
         if socket is not None:
             self.sio.cut(socket, SLOW_CONSUMER, True)
-
-    def _close_transport(self, eio_sid: str) -> None:
-        """Close the transport without Engine.IO's CLOSE packet: Kitsu's client reconnects
-        either way, but python-socketio's (gazu) takes CLOSE as final. engineio's own
-        disconnect() would also wait for a polling client to come and collect it; closed
-        sockets are reaped by engineio's service task."""
-        socket = self.sio.eio.sockets.get(eio_sid)
-        if socket is not None:
-            socket.close(wait=False, abort=True, reason=self.sio.eio.reason.SERVER_DISCONNECT)
 
     def wsgi_app(self) -> Any:
         inner = socketio.WSGIApp(self.sio, self.http, socketio_path="socket.io")

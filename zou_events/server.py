@@ -89,7 +89,7 @@ class EventServer(socketio.Server):
         # Open Engine.IO sessions: engineio keeps closed ones in its table until its service
         # task sweeps them (every ping timeout), so its size is no measure for admission.
         self.open_sessions: set[str] = set()
-        self.pending = PendingSessions(settings.connect_timeout, self._close_pending)
+        self.pending = PendingSessions(settings.connect_timeout, self.end_transport)
         self._gates: dict[tuple[str, str], Gate] = {}  # (namespace, event) -> its gate
 
     def gate(self, event: str, check: Gate, namespace: str) -> None:
@@ -106,7 +106,11 @@ class EventServer(socketio.Server):
         """Open sessions that joined a namespace: what ZOU_EVENTS_MAX_SOCKETS caps."""
         return len(self.open_sessions) - len(self.pending)
 
-    def _close_pending(self, eio_sid: str) -> None:
+    def end_transport(self, eio_sid: str) -> None:
+        """Close a session's transport without Engine.IO's CLOSE packet: Kitsu's client
+        reconnects either way, but python-socketio's (gazu) takes CLOSE as final. engineio's
+        own disconnect() would also wait for a polling client to come and collect it; closed
+        sockets are reaped by engineio's service task."""
         socket = self.eio.sockets.get(eio_sid)
         if socket is not None:
             socket.close(wait=False, abort=True, reason=self.eio.reason.SERVER_DISCONNECT)
@@ -251,9 +255,8 @@ class ConnectionHandlers:
             self.sio.disconnect(sid, namespace=EVENTS)
             return
         eio_sid = self.sio.manager.eio_sid_from_sid(sid, EVENTS)
-        socket = self.sio.eio.sockets.get(eio_sid) if eio_sid else None
-        if socket is not None:
-            socket.close(wait=False, abort=True, reason=self.sio.eio.reason.SERVER_DISCONNECT)
+        if eio_sid is not None:
+            self.sio.end_transport(eio_sid)
 
     def connect_events(self, sid: str, environ: dict[str, Any], auth: Any = None) -> None:
         try:
