@@ -14,7 +14,7 @@ from typing import Any
 from urllib.parse import parse_qs
 
 from zou_events import metrics
-from zou_events.limits import TokenBucket
+from zou_events.rooms.limits import TokenBucket
 
 ENGINEIO_PATH = "/socket.io/"  # engineio's own prefix test: anything else is not Engine.IO
 

@@ -23,16 +23,12 @@ from zou_events.config import (
     Settings,
     load_settings,
 )
+from zou_events.connections import ConnectionHandlers
 from zou_events.drain import close_gradually
 from zou_events.fanout import Fanout
 from zou_events.http_routes import HttpRoutes
-from zou_events.inbound import SLOW_CONSUMER
-from zou_events.limits import RateLimiter
-from zou_events.liveness import Liveness
 from zou_events.loop_lag import LoopLag
 from zou_events.messages import max_message_bytes
-from zou_events.polling_guard import PollingGuard
-from zou_events.room_handlers import RoomHandlers
 from zou_events.rooms import (
     InstanceRegistry,
     MemoryInstanceRegistry,
@@ -41,10 +37,15 @@ from zou_events.rooms import (
     RedisRoomStore,
     RoomStore,
 )
+from zou_events.rooms.handlers import RoomHandlers
+from zou_events.rooms.limits import RateLimiter
+from zou_events.rooms.liveness import Liveness
 from zou_events.sd_notify import ReadyNotifier
-from zou_events.server import ConnectionHandlers, EventServer
 from zou_events.sessions import Sessions
 from zou_events.subscriber import Subscriber
+from zou_events.transport.inbound import SLOW_CONSUMER
+from zou_events.transport.polling_guard import PollingGuard
+from zou_events.transport.server import EventServer
 from zou_events.zou_api import ZouApi
 
 log = structlog.get_logger("zou_events.app")

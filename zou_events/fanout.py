@@ -21,10 +21,10 @@ from engineio import packet as eio_packet
 from socketio import packet as sio_packet
 
 from zou_events import metrics
-from zou_events.frames import share_frame
 from zou_events.messages import DroppedMessage, Emit, RoomChange
-from zou_events.outbox import flusher
 from zou_events.strict_json import STRICT
+from zou_events.transport.frames import share_frame
+from zou_events.transport.outbox import flusher
 
 log = structlog.get_logger("zou_events.fanout")
 

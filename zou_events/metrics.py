@@ -14,7 +14,7 @@ import socketio
 from prometheus_client import Counter, Gauge, Histogram, Info
 
 from zou_events import __version__
-from zou_events.inbound import CUT_REASONS
+from zou_events.transport.inbound import CUT_REASONS
 
 NAMESPACES = ("/", "/events")
 TRANSPORTS = ("polling", "websocket")

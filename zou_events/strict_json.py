@@ -19,7 +19,7 @@ import engineio.packet
 from socketio.packet import Packet
 
 # Kitsu's payloads nest a few levels; python-socketio's recursive walks fail near 450.
-# Room payloads are refused past 100 levels (room_handlers.py): a packet or a Redis
+# Room payloads are refused past 100 levels (rooms/handlers.py): a packet or a Redis
 # message wraps them in two or three more.
 MAX_DEPTH = 128
 

@@ -1,4 +1,4 @@
-"""A WebSocket echo server on the project's driver (zou_events/websocket.py), for
+"""A WebSocket echo server on the project's driver (zou_events/transport/websocket.py), for
 Autobahn|Testsuite's fuzzing client; gunicorn's gevent worker runs it as it runs zou-events:
 
     gunicorn -k gevent -w 1 -b 127.0.0.1:PORT tests.autobahn.echo_app:app
@@ -10,7 +10,7 @@ from collections.abc import Callable, Iterable
 from types import SimpleNamespace
 from typing import Any
 
-from zou_events.websocket import WebSocket
+from zou_events.transport.websocket import WebSocket
 
 MAX_PAYLOAD = 64 * 2**20  # section 9 sends messages of up to 16 MiB
 SEND_LIMITS = (10**6, 2**31)  # what the outbox may hold: the client reads all it is sent

@@ -1,7 +1,7 @@
-"""What one client may send (issue 10, zou_events/inbound.py), against a real server with the
-default limits and raw sockets: floods of every kind are cut with a counted reason while the
-worker keeps answering, binary attachments are bounded, a garbage upgrade probe closes only
-its WebSocket, and a burst as Kitsu's review room sends it is never cut."""
+"""What one client may send (issue 10, zou_events/transport/inbound.py), against a real
+server with the default limits and raw sockets: floods of every kind are cut with a counted
+reason while the worker keeps answering, binary attachments are bounded, a garbage upgrade
+probe closes only its WebSocket, and a burst as Kitsu's review room sends it is never cut."""
 
 from __future__ import annotations
 

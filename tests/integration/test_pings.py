@@ -1,4 +1,4 @@
-"""Engine.IO pings, sent for every socket by one greenlet (zou_events/pings.py)."""
+"""Engine.IO pings, sent for every socket by one greenlet (zou_events/transport/pings.py)."""
 
 from __future__ import annotations
 

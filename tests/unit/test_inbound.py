@@ -1,6 +1,7 @@
-"""The inbound budget of a session (zou_events/inbound.py) on engineio's and python-socketio's
-real objects: token buckets, the metering of polling packets, what counts as an Engine.IO
-packet, bounds on binary attachments, and the cap on the handlers one socket runs."""
+"""The inbound budget of a session (zou_events/transport/inbound.py) on engineio's and
+python-socketio's real objects: token buckets, the metering of polling packets, what counts
+as an Engine.IO packet, bounds on binary attachments, and the cap on the handlers one
+socket runs."""
 
 from __future__ import annotations
 
@@ -15,11 +16,11 @@ from engineio.socket import Socket
 from gevent.event import Event
 from socketio import packet as sio_packet
 
-from zou_events import inbound
 from zou_events.config import load_settings
-from zou_events.inbound import InboundLimits, InboundMeter
-from zou_events.limits import TokenBucket
-from zou_events.server import EventServer
+from zou_events.rooms.limits import TokenBucket
+from zou_events.transport import inbound
+from zou_events.transport.inbound import InboundLimits, InboundMeter
+from zou_events.transport.server import EventServer
 
 
 def test_token_bucket_starts_full_refills_at_its_rate_and_caps_at_its_burst() -> None:

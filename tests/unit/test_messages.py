@@ -18,7 +18,7 @@ from zou_events.messages import (
     decode,
     max_message_bytes,
 )
-from zou_events.server import EventServer
+from zou_events.transport.server import EventServer
 
 
 def message(**fields: object) -> bytes:

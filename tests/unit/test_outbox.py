@@ -9,8 +9,8 @@ import gevent
 import pytest
 from gevent import socket
 
-from zou_events.frames import SharedFrame
-from zou_events.outbox import Flusher, Outbox
+from zou_events.transport.frames import SharedFrame
+from zou_events.transport.outbox import Flusher, Outbox
 
 LIMITS = (1_000_000, 1 << 30)
 

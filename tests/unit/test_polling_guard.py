@@ -8,8 +8,8 @@ from typing import Any
 import gevent
 import pytest
 
-from zou_events.polling_guard import PollingGuard
 from zou_events.strict_json import read_engineio_packets_strictly
+from zou_events.transport.polling_guard import PollingGuard
 
 MAX_BYTES = 8192
 

@@ -11,8 +11,8 @@ import pytest
 import socketio.packet
 
 from zou_events.config import load_settings
-from zou_events.server import EventServer
 from zou_events.strict_json import MAX_DEPTH, STRICT, BoundedJson, ClientPacket, Refused
+from zou_events.transport.server import EventServer
 
 
 def nested(depth: int, opening: str = "[", closing: str = "]") -> str:

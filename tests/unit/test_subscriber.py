@@ -20,8 +20,8 @@ from zou_events import subscriber as subscriber_module
 from zou_events.config import load_settings
 from zou_events.fanout import Fanout
 from zou_events.messages import Emit
-from zou_events.server import EventServer
 from zou_events.subscriber import Subscriber
+from zou_events.transport.server import EventServer
 
 
 def sample(name: str, **labels: str) -> float:

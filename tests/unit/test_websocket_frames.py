@@ -25,9 +25,9 @@ from tests.support.raw_websocket import (
     FrameReader,
     frame,
 )
-from zou_events import inbound
-from zou_events.inbound import InboundLimits, InboundMeter
-from zou_events.websocket import WebSocket
+from zou_events.transport import inbound
+from zou_events.transport.inbound import InboundLimits, InboundMeter
+from zou_events.transport.websocket import WebSocket
 
 MAX_PAYLOAD = 65536
 LIMITS = (100_000, 1 << 30)

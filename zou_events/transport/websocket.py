@@ -31,7 +31,7 @@ from typing import Any
 
 import gevent
 
-from zou_events.frames import (
+from zou_events.transport.frames import (
     OP_BINARY,
     OP_CLOSE,
     OP_CONTINUATION,
@@ -43,7 +43,7 @@ from zou_events.frames import (
     message_frame,
     shared_frame_of,
 )
-from zou_events.inbound import (
+from zou_events.transport.inbound import (
     BAD_PACKET,
     INBOUND_FLOOD,
     PROTOCOL_ERROR,
@@ -52,7 +52,7 @@ from zou_events.inbound import (
     Cut,
     InboundMeter,
 )
-from zou_events.outbox import Outbox
+from zou_events.transport.outbox import Outbox
 
 _GUID = b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
 CLOSE_NORMAL, CLOSE_PROTOCOL_ERROR, CLOSE_UNSUPPORTED_DATA = 1000, 1002, 1003

@@ -18,9 +18,9 @@ import socket
 import gevent
 import structlog
 
-from zou_events.frames import SharedFrame
+from zou_events.transport.frames import SharedFrame
 
-log = structlog.get_logger("zou_events.outbox")
+log = structlog.get_logger("zou_events.transport.outbox")
 
 
 class Outbox:

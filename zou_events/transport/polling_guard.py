@@ -32,7 +32,7 @@ from zou_events import metrics
 from zou_events.admission import ENGINEIO_PATH, StartResponse, WsgiApp
 from zou_events.log_limit import log_misbehaviour
 
-log = structlog.get_logger("zou_events.polling_guard")
+log = structlog.get_logger("zou_events.transport.polling_guard")
 
 TOO_LARGE, BODY_TIMEOUT, INVALID_BODY, BAD_REQUEST = (
     "too_large",

@@ -19,7 +19,7 @@ import structlog
 from engineio import packet as eio_packet
 from gevent.event import Event
 
-log = structlog.get_logger("zou_events.pings")
+log = structlog.get_logger("zou_events.transport.pings")
 
 _YIELD_EVERY = 200  # pings sent in a row before other greenlets get a turn
 

@@ -1,7 +1,7 @@
 """What each client may send: a budget per Engine.IO session, bounds on binary packets, and
 a cap on the event handlers one socket may have running.
 
-Every session gets an ``InboundMeter`` when it connects: two token buckets (limits.py), one
+Every session gets an ``InboundMeter`` when it connects: two token buckets (rooms/limits.py), one
 of packets and one of bytes. The WebSocket driver charges it for every frame it reads
 (control frames and fragments included), the polling transport for every Engine.IO packet
 of a POST. A session over either bucket is cut (reason ``inbound_flood``): the defaults are
@@ -21,7 +21,7 @@ from typing import Any
 
 from gevent.lock import BoundedSemaphore
 
-from zou_events.limits import TokenBucket
+from zou_events.rooms.limits import TokenBucket
 
 # Why a client's connection is cut, as counted (zou_events_sockets_cut_total) and as the
 # disconnect reason of its namespaces.

@@ -17,7 +17,7 @@ import structlog
 from zou_events import metrics
 from zou_events.rooms import InstanceRegistry, PeopleChange, RoomStats, RoomStore
 
-log = structlog.get_logger("zou_events.liveness")
+log = structlog.get_logger("zou_events.rooms.liveness")
 
 ROOM_SIZE_BOUNDS = ((1, "1"), (2, "2"), (5, "3-5"), (10, "6-10"), (20, "11-20"))
 

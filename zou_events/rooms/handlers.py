@@ -22,11 +22,12 @@ from gevent.lock import Semaphore
 
 from zou_events import metrics
 from zou_events.auth import Identity
+from zou_events.connections import ConnectionHandlers
 from zou_events.fanout import Fanout
-from zou_events.limits import RateLimiter
 from zou_events.log_limit import log_misbehaviour
 from zou_events.rooms import PeopleChange, RoomStore, rules
-from zou_events.server import EVENTS, ConnectionHandlers, Gate
+from zou_events.rooms.limits import RateLimiter
+from zou_events.transport.server import EVENTS, Gate
 from zou_events.zou_api import ZouApi, ZouUnavailable
 
 log = structlog.get_logger("zou_events.rooms")
