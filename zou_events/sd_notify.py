@@ -18,9 +18,10 @@ from collections.abc import Callable
 import gevent
 import structlog
 
+from zou_events.config import NOTIFY_SOCKET_ENV
+
 log = structlog.get_logger("zou_events.sd_notify")
 
-NOTIFY_ENV = "ZOU_EVENTS_NOTIFY_SOCKET"  # where the master leaves systemd's socket for the worker
 _POLL_STARTING, _POLL_RUNNING = 0.1, 1.0  # seconds between readiness checks
 
 
@@ -29,12 +30,12 @@ def take_notify_socket() -> None:
     for the worker. Idempotent (gunicorn re-reads its configuration on reload)."""
     address = os.environ.pop("NOTIFY_SOCKET", None)
     if address:
-        os.environ[NOTIFY_ENV] = address
+        os.environ[NOTIFY_SOCKET_ENV] = address
 
 
 def notify(state: str) -> bool:
     """Send ``state`` (``KEY=value`` lines) to systemd; False when not run by systemd."""
-    address = os.environ.get(NOTIFY_ENV)
+    address = os.environ.get(NOTIFY_SOCKET_ENV)
     if not address:
         return False
     if address.startswith("@"):  # an abstract socket
@@ -57,7 +58,7 @@ class ReadyNotifier:
         self._greenlet: gevent.Greenlet | None = None
 
     def start(self) -> None:
-        if os.environ.get(NOTIFY_ENV):
+        if os.environ.get(NOTIFY_SOCKET_ENV):
             self._greenlet = gevent.spawn(self._run)
 
     def stop(self) -> None:
