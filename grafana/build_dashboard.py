@@ -1,4 +1,5 @@
-"""Generate the zou-events Grafana dashboard (grafana/dashboards/zou-events.json).
+"""Generate the zou-events Grafana dashboard, shipped in the Ansible role
+(ansible/roles/zou_events/files/dashboards/zou-events.json).
 
 The JSON is committed; regenerate it after editing this file (dev extra installed):
 
@@ -35,7 +36,8 @@ from grafana_foundation_sdk.models import dashboard as models
 
 from zou_events.metrics import ROOM_SIZE_BUCKETS
 
-OUTPUT = Path(__file__).resolve().parent / "dashboards" / "zou-events.json"
+ROOT = Path(__file__).resolve().parents[1]
+OUTPUT = ROOT / "ansible" / "roles" / "zou_events" / "files" / "dashboards" / "zou-events.json"
 UID = "zou-events"
 DATASOURCE = models.DataSourceRef(type_val="prometheus", uid="${datasource}")
 SELECTOR = 'job=~"$job", instance=~"$instance"'

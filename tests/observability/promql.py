@@ -15,11 +15,12 @@ import pytest
 import yaml
 
 ROOT = Path(__file__).resolve().parents[2]
-GRAFANA = ROOT / "grafana"
-DASHBOARD = GRAFANA / "dashboards" / "zou-events.json"
-ALERTS = GRAFANA / "prometheus" / "alerts.yml"
-ALERTS_TEST = GRAFANA / "prometheus" / "alerts_test.yml"
-EXAMPLE_CONFIG = GRAFANA / "prometheus" / "prometheus.example.yml"
+ROLE = ROOT / "ansible" / "roles" / "zou_events"
+DASHBOARD = ROLE / "files" / "dashboards" / "zou-events.json"
+ALERTS = ROLE / "files" / "prometheus" / "alerts.yml"
+RECORDING_RULES = ROLE / "files" / "prometheus" / "rules.yml"
+ALERTS_TEST = Path(__file__).with_name("alerts_test.yml")
+EXAMPLE_CONFIG = ROLE / "files" / "prometheus" / "prometheus.example.yml"
 DOC = ROOT / "docs" / "observability.md"
 ALERT_JOB = "zou-events"
 
