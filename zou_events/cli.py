@@ -14,7 +14,14 @@ import structlog
 import urllib3
 
 from zou_events import __version__, checks, logs, redis_link
-from zou_events.config import KV_EVENTS_DB_INDEX, ConfigError, Settings, load_settings
+from zou_events.config import (
+    KV_EVENTS_DB_INDEX,
+    RESOLVED_MODE_ENV,
+    ConfigError,
+    Settings,
+    load_settings,
+    unknown_variables,
+)
 from zou_events.messages import zou_emit
 
 EXIT_CONFIG, EXIT_CHECK_FAILED = 2, 1
@@ -22,8 +29,10 @@ EXIT_CONFIG, EXIT_CHECK_FAILED = 2, 1
 
 def _serve(settings: Settings, _args: argparse.Namespace) -> int:
     logs.configure(settings.log_level, settings.log_format, settings.access_log)
-    mode = redis_link.resolve_mode(settings)
     log = structlog.get_logger("zou_events.cli")
+    for name, closest in unknown_variables().items():  # the name only: a value may be a secret
+        log.warning("unknown variable ignored", variable=name, did_you_mean=closest)
+    mode = redis_link.resolve_mode(settings)
     if mode == "standalone":
         log.warning(
             "starting in standalone mode: no Redis configured or reachable; state is in memory "
@@ -32,7 +41,7 @@ def _serve(settings: Settings, _args: argparse.Namespace) -> int:
         )
     else:
         log.info("starting in redis mode", mode=mode, redis=settings.redis.describe())
-    os.environ["ZOU_EVENTS_RESOLVED_MODE"] = mode
+    os.environ[RESOLVED_MODE_ENV] = mode
     argv = [sys.executable, "-m", "gunicorn", "--config", "python:zou_events.gunicorn_config"]
     os.execv(sys.executable, argv)  # same PID: systemd's notify socket and signals reach gunicorn
     return 0  # not reached
@@ -51,6 +60,8 @@ def _report(name: str, check: Callable[[], str]) -> bool:
 
 def _check(settings: Settings, _args: argparse.Namespace) -> int:
     print(f"configuration: ok (instance {settings.instance_id}, port {settings.port})")
+    for name, closest in unknown_variables().items():
+        print(f"configuration: {name} is no setting, ignored (did you mean {closest}?)")
     results = []
     if settings.mode == "standalone":
         print("redis: not used (ZOU_EVENTS_MODE=standalone)")
@@ -110,7 +121,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         settings = load_settings()
     except ConfigError as error:
-        print(f"zou-events: configuration error: {error}", file=sys.stderr)
+        if args.command == "serve":  # the service's log: a JSON line like all the others
+            logs.report_configuration_error(error)
+        else:
+            print(f"zou-events: configuration error: {error}", file=sys.stderr)
         return EXIT_CONFIG
     handlers = {"serve": _serve, "check": _check, "publish": _publish, "stats": _stats}
     return handlers[args.command](settings, args)

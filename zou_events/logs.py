@@ -3,12 +3,18 @@
 gunicorn, engineio and socketio log through stdlib logging; the same structlog formatter
 renders them, so a sysadmin parses one format. Token-like strings are scrubbed from every
 line whatever logger produced it.
+
+When stdout is the systemd journal, each line starts with its syslog priority (``<3>`` for an
+error): journald reads that prefix (``SyslogLevelPrefix=yes``, its default), files it as the
+entry's priority and strips it, so ``journalctl -p warning`` works and ``-o cat`` still gives
+plain JSON. Files and terminals get the JSON alone.
 """
 
 from __future__ import annotations
 
 import logging
 import logging.config
+import os
 import re
 from collections.abc import MutableMapping
 from typing import Any
@@ -57,6 +63,47 @@ def _gunicorn_access_fields(
     return event_dict
 
 
+# (lowest stdlib level, syslog priority of sd-daemon(3)), highest level first
+_PRIORITIES = (
+    (logging.CRITICAL, 2),
+    (logging.ERROR, 3),
+    (logging.WARNING, 4),
+    (logging.INFO, 6),
+)
+_DEBUG_PRIORITY = 7
+
+
+def syslog_priority(levelno: int) -> int:
+    return next((priority for level, priority in _PRIORITIES if levelno >= level), _DEBUG_PRIORITY)
+
+
+def stdout_is_journal(fd: int = 1) -> bool:
+    """systemd sets JOURNAL_STREAM to the device and inode of the journal's stream; compared
+    with our stdout's, as systemd.exec(5) advises: a shell started from the unit inherits the
+    variable but may have redirected stdout to a file."""
+    expected = os.environ.get("JOURNAL_STREAM", "")
+    try:
+        device, inode = (int(part) for part in expected.split(":"))
+        stat = os.fstat(fd)
+    except (ValueError, OSError):
+        return False
+    return (stat.st_dev, stat.st_ino) == (device, inode)
+
+
+class SyslogPrefixFormatter(structlog.stdlib.ProcessorFormatter):
+    """Starts every line (a console traceback has several) with ``<priority>``."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        prefix = f"<{syslog_priority(record.levelno)}>"
+        return "\n".join(prefix + line for line in super().format(record).split("\n"))
+
+
+def structured_formatter(syslog_prefix: bool, **options: Any) -> logging.Formatter:
+    """The formatter factory named in the logging config (a dictConfig ``()``)."""
+    formatter = SyslogPrefixFormatter if syslog_prefix else structlog.stdlib.ProcessorFormatter
+    return formatter(**options)
+
+
 def _shared_processors() -> list[Any]:
     return [
         structlog.contextvars.merge_contextvars,
@@ -81,7 +128,8 @@ def logging_config(level: str, fmt: str, access_log: bool = False) -> dict[str, 
         "disable_existing_loggers": False,
         "formatters": {
             "structured": {
-                "()": structlog.stdlib.ProcessorFormatter,
+                "()": structured_formatter,
+                "syslog_prefix": stdout_is_journal(),
                 "foreign_pre_chain": [*_shared_processors(), _gunicorn_access_fields],
                 "pass_foreign_args": True,
                 "processors": [
@@ -126,3 +174,10 @@ def configure(level: str = "info", fmt: str = "json", access_log: bool = False) 
         wrapper_class=structlog.stdlib.BoundLogger,
         cache_logger_on_first_use=True,
     )
+
+
+def report_configuration_error(error: Exception) -> None:
+    """The service's last line when its configuration is unusable: in the default format,
+    since the settings that choose the format are among those that failed."""
+    configure()
+    structlog.get_logger("zou_events.config").error("configuration error", error=str(error))
