@@ -106,8 +106,9 @@ ROOM_REFUSALS = (
     "too_large",
     "store_unavailable",
 )
-ZOU_API_ENDPOINTS = ("authenticated", "recheck", "playlist")
+ZOU_API_ENDPOINTS = ("authenticated", "recheck", "playlist", "names")
 ZOU_API_OUTCOMES = ("ok", "denied", "error", "timeout", "circuit_open", "cache")
+RECOVERY_OUTCOMES = ("recovered", "expired", "unknown_pid", "refused")
 ROOM_SIZE_BUCKETS = ("1", "2", "3-5", "6-10", "11-20", "21+")
 
 LATENCY_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
@@ -241,6 +242,24 @@ limits = Gauge(
 )
 ready = Gauge("zou_events_ready", "1 when the instance reports ready on /ready")
 draining = Gauge("zou_events_draining", "1 while the instance drains its sockets on shutdown")
+recoveries = Counter(
+    "zou_events_recoveries_total",
+    "Reconnections that asked for their session back (socket.io-client's pid), by outcome",
+    ["outcome"],
+)
+recovery_replayed = Counter(
+    "zou_events_recovery_replayed_events_total", "Events sent again to recovered sockets"
+)
+recovery_buffer_messages = Gauge(
+    "zou_events_recovery_buffer_messages", "Broadcasts kept for replay on this instance"
+)
+recovery_buffer_bytes = Gauge(
+    "zou_events_recovery_buffer_bytes",
+    "Bytes (as read from Redis) of the broadcasts kept for replay",
+)
+recovery_buffer_age = Gauge(
+    "zou_events_recovery_buffer_age_seconds", "Age of the oldest broadcast kept for replay"
+)
 
 
 def _initialise_label_sets() -> None:
@@ -269,6 +288,8 @@ def _initialise_label_sets() -> None:
             room_events_refused.labels(event, reason)
     for size in ROOM_SIZE_BUCKETS:
         rooms_by_size.labels(size)
+    for outcome in RECOVERY_OUTCOMES:
+        recoveries.labels(outcome)
     for endpoint in ZOU_API_ENDPOINTS:
         zou_api_seconds.labels(endpoint)
         for outcome in ZOU_API_OUTCOMES:
