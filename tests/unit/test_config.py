@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
 from zou_events import config_doc
-from zou_events.config import ConfigError, load_settings
+from zou_events.config import ConfigError, load_settings, table, unknown_variables
 
 KEY = "k" * 64
+EXAMPLE = Path(__file__).resolve().parents[2] / "systemd" / "zou-events.env.example"
 
 
 def test_defaults_match_zou() -> None:
@@ -74,3 +77,44 @@ def test_configuration_doc_is_written_from_the_settings_table() -> None:
     assert committed == config_doc.with_table(committed), (
         "docs/configuration.md is stale: run `python -m zou_events.config_doc`"
     )
+
+
+def test_unknown_variables_are_named_with_the_closest_setting() -> None:
+    env = {
+        "ZOU_EVENTS_MAX_SOCKET": "5",  # a typo
+        "ZOU_EVENTS_LOGLEVEL": "debug",
+        "ZOU_EVENTS_MAX_SOCKETS": "5",  # a setting
+        "ZOU_EVENTS_RESOLVED_MODE": "redis",  # set by `serve` for its worker
+        "KV_HOST": "kv",  # not ours to judge: Zou's env file has many others
+        "DB_HOST": "db",
+    }
+    assert unknown_variables(env) == {
+        "ZOU_EVENTS_LOGLEVEL": "ZOU_EVENTS_LOG_LEVEL",
+        "ZOU_EVENTS_MAX_SOCKET": "ZOU_EVENTS_MAX_SOCKETS",
+    }
+
+
+def example_file() -> tuple[dict[str, str], dict[str, str]]:
+    """The example env file's assignments and its commented-out ones (systemd's syntax: a line
+    starting with # or ; is a comment)."""
+    active, commented = {}, {}
+    for line in EXAMPLE.read_text().splitlines():
+        commented_out = line.startswith(("#", ";"))
+        name, equals, value = line.lstrip("#;").partition("=")
+        if equals and re.fullmatch(r"[A-Z][A-Z0-9_]*", name):
+            (commented if commented_out else active)[name] = value
+    return active, commented
+
+
+def test_the_unedited_example_env_file_changes_nothing() -> None:
+    active, _ = example_file()
+    base = {"SECRET_KEY": KEY}  # Zou's zou.env, read before it
+    assert load_settings({**base, **active}) == load_settings(base)
+
+
+def test_the_example_env_file_shows_valid_settings_only() -> None:
+    _, commented = example_file()
+    assert commented
+    known = {row.env for _, row in table()}
+    assert set(commented) <= known
+    load_settings({**{n: v for n, v in commented.items() if v}, "SECRET_KEY": KEY})  # valid
