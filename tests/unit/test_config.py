@@ -97,7 +97,8 @@ def test_unknown_variables_are_named_with_the_closest_setting() -> None:
 def example_file() -> tuple[dict[str, str], dict[str, str]]:
     """The example env file's assignments and its commented-out ones (systemd's syntax: a line
     starting with # or ; is a comment)."""
-    active, commented = {}, {}
+    active: dict[str, str] = {}
+    commented: dict[str, str] = {}
     for line in EXAMPLE.read_text().splitlines():
         commented_out = line.startswith(("#", ";"))
         name, equals, value = line.lstrip("#;").partition("=")
