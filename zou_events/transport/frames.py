@@ -13,7 +13,6 @@ import time
 from zou_events import metrics
 
 OP_CONTINUATION, OP_TEXT, OP_BINARY, OP_CLOSE, OP_PING, OP_PONG = 0x0, 0x1, 0x2, 0x8, 0x9, 0xA
-_REGISTRY_SIZE = 512
 
 
 def encode_frame(payload: bytes, opcode: int = OP_TEXT) -> bytes:
@@ -38,10 +37,9 @@ def message_frame(message: str | bytes) -> bytes:
 class SharedFrame:
     """A frame built once for a message that many sockets send, with delivery tracking."""
 
-    __slots__ = ("arrived", "frame", "message", "remaining")
+    __slots__ = ("arrived", "frame", "remaining")
 
     def __init__(self, message: str | bytes, arrived: float, recipients: int) -> None:
-        self.message = message
         self.frame = message_frame(message)
         self.arrived = arrived
         self.remaining = recipients
@@ -54,19 +52,26 @@ class SharedFrame:
                 metrics.delivery_seconds.observe(time.monotonic() - self.arrived)
 
 
-# id(message) -> shared frame, for messages that reach a socket through engineio's queue;
-# the entry keeps the message alive, so the id stays unique.
-_registry: dict[int, SharedFrame] = {}
+# A message that reaches a socket through engineio's queue comes to the driver as the
+# encoded form of its Engine.IO packet: that text (or bytes) carries its shared frame along.
+class _SharedText(str):
+    shared: SharedFrame
 
 
-def share_frame(message: str | bytes, arrived: float, recipients: int) -> SharedFrame:
-    """Build the frame of ``message``, about to be sent to ``recipients`` WebSockets."""
-    shared = _registry[id(message)] = SharedFrame(message, arrived, recipients)
-    if len(_registry) > _REGISTRY_SIZE:
-        del _registry[next(iter(_registry))]
-    return shared
+class _SharedBytes(bytes):
+    shared: SharedFrame
+
+
+def share_frame(
+    message: str | bytes, arrived: float, recipients: int
+) -> tuple[str | bytes, SharedFrame]:
+    """The frame of ``message``, about to be sent to ``recipients`` WebSockets, built once;
+    and ``message`` carrying it (an equal str or bytes for everything else that reads it)."""
+    shared = SharedFrame(message, arrived, recipients)
+    framed = _SharedText(message) if isinstance(message, str) else _SharedBytes(message)
+    framed.shared = shared
+    return framed, shared
 
 
 def shared_frame_of(message: str | bytes) -> SharedFrame | None:
-    shared = _registry.get(id(message))
-    return shared if shared is not None and shared.message is message else None
+    return message.shared if isinstance(message, _SharedText | _SharedBytes) else None

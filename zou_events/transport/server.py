@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import functools
-from collections.abc import Callable
+from collections.abc import Callable, Collection, Iterable
 from typing import Any
 
+import engineio
 import gevent
 import socketio
 import structlog
@@ -17,7 +18,7 @@ from zou_events.log_limit import log_misbehaviour
 from zou_events.origin import OriginPolicy
 from zou_events.pending_sessions import PendingSessions
 from zou_events.strict_json import ClientPacket, read_engineio_packets_strictly
-from zou_events.transport import backlog, inbound
+from zou_events.transport import backlog, delivery, inbound
 from zou_events.transport.manager import IndexedManager
 from zou_events.transport.pings import Pinger
 from zou_events.transport.polling_guard import EngineIOServer
@@ -26,6 +27,9 @@ from zou_events.transport.websocket import WebSocket
 log = structlog.get_logger("zou_events.transport.server")
 
 EVENTS = "/events"
+# engineio's reasons for a transport closed on the server's side, as abort() takes them
+SERVER_DISCONNECT = engineio.Server.reason.SERVER_DISCONNECT
+TRANSPORT_ERROR = engineio.Server.reason.TRANSPORT_ERROR
 ACCEPTED_NAMESPACES = ("/", EVENTS)
 
 # Checks an event as its socket's reader reads it, before it waits for a handler slot:
@@ -93,14 +97,68 @@ class EventServer(socketio.Server):
         """Open sessions that joined a namespace: what ZOU_EVENTS_MAX_SOCKETS caps."""
         return len(self.open_sessions) - len(self.pending)
 
-    def end_transport(self, eio_sid: str) -> None:
-        """Close a session's transport without Engine.IO's CLOSE packet: Kitsu's client
-        reconnects either way, but python-socketio's (gazu) takes CLOSE as final. engineio's
-        own disconnect() would also wait for a polling client to come and collect it; closed
+    # --- what the rest of the package uses instead of the libraries' internals ----------
+
+    def recipients(
+        self, namespace: str, rooms: Iterable[str | None], excluded: Collection[str]
+    ) -> list[str]:
+        """The Engine.IO sessions of the sockets of ``namespace`` in any of ``rooms`` (None:
+        the whole namespace), but those whose sid is in ``excluded`` and those still being
+        authenticated: python-socketio counts them as members already, and they would get
+        events before (or without) being accepted."""
+        namespace_rooms = self.manager.rooms.get(namespace)
+        if not namespace_rooms:
+            return []
+        pending = self.manager.pending_connect.get(namespace, ())
+        skipped = set(excluded).union(pending) if pending or excluded else None
+        found: dict[str, str] = {}
+        for room in rooms:
+            members = namespace_rooms.get(room)
+            if members is not None:
+                found.update(members._fwdm)  # python-socketio's bidict: sid -> eio_sid
+        if skipped:
+            return [eio_sid for sid, eio_sid in found.items() if sid not in skipped]
+        return list(found.values())
+
+    def broadcast(
+        self, eio_sids: Iterable[str], namespace: str, data: list[Any], arrived: float
+    ) -> int:
+        """Emit the event ``data`` (name, then arguments) to the sockets of ``namespace`` in
+        the sessions ``eio_sids``, encoded once (delivery.py); a socket over its send-queue
+        limits is cut instead (slow_consumer), the others never wait for it. Returns how
+        many sockets got it."""
+        packet = self.packet_class(socketio.packet.EVENT, namespace=namespace, data=data)
+        delivered, slow = delivery.deliver(self.eio.sockets, eio_sids, packet.encode(), arrived)
+        for socket in slow:
+            self.cut(socket, inbound.SLOW_CONSUMER, True)
+        return delivered
+
+    def abort(self, eio_sid: str, reason: str) -> None:
+        """Close a session's transport at once, without Engine.IO's CLOSE packet, ``reason``
+        being its namespaces' disconnect reason (e.g. TRANSPORT_ERROR). engineio's own
+        disconnect() would wait for a polling client to come and collect the CLOSE; closed
         sockets are reaped by engineio's service task."""
         socket = self.eio.sockets.get(eio_sid)
         if socket is not None:
-            socket.close(wait=False, abort=True, reason=self.eio.reason.SERVER_DISCONNECT)
+            socket.close(wait=False, abort=True, reason=reason)
+
+    def end_transport(self, eio_sid: str) -> None:
+        """Close a session's transport on the server's initiative (SERVER_DISCONNECT): Kitsu's
+        client reconnects either way, but python-socketio's (gazu) takes CLOSE as final."""
+        self.abort(eio_sid, SERVER_DISCONNECT)
+
+    def open_session_ids(self) -> list[str]:
+        """The Engine.IO sessions open now."""
+        return list(self.open_sessions)
+
+    def transport_counts(self, namespace: str) -> tuple[int, int]:
+        """(WebSocket, long-polling) sockets of ``namespace``, those still being
+        authenticated included."""
+        members = self.manager.rooms.get(namespace, {}).get(None)
+        eio_sids = list(members._fwdm.values()) if members is not None else []
+        sockets = self.eio.sockets
+        upgraded = sum(1 for e in eio_sids if getattr(sockets.get(e), "upgraded", False))
+        return upgraded, len(eio_sids) - upgraded
 
     def _handle_eio_connect(self, eio_sid: str, environ: dict[str, Any]) -> Any:
         socket = self.eio.sockets[eio_sid]
