@@ -1,4 +1,5 @@
-"""Decoding of python-socketio message-queue messages read from Redis (pure, no I/O).
+"""python-socketio message-queue messages: decoding what is read from Redis, and the one
+builder of what we publish (pure, no I/O).
 
 Zou's API publishes with python-socketio's write-only RedisManager. Every JSON-era format
 is accepted (5.14: ``data`` is the raw argument; 5.14.3/5.15: adds ``binary``; 5.16+:
@@ -18,7 +19,7 @@ from typing import Any
 
 from socketio.packet import Packet
 
-from zou_events.strict_json import BoundedJson, Refused
+from zou_events.strict_json import STRICT, BoundedJson, Refused
 
 _PICKLE_PROTOCOL_2_PLUS = 0x80
 MAX_ID_LENGTH = 256
@@ -26,6 +27,7 @@ MAX_ID_LENGTH = 256
 # ZOU_EVENTS_ROOM_PAYLOAD_MAX_BYTES at most, plus the envelope.
 DEFAULT_MAX_BYTES = 2**20
 _ENVELOPE_BYTES = 2**16
+PUBLISHED_AT = "zou_events_published_at"  # our publishers' addition to the format
 
 
 def max_message_bytes(room_payload_max_bytes: int) -> int:
@@ -125,7 +127,7 @@ def decode(raw: bytes | str, max_bytes: int = DEFAULT_MAX_BYTES) -> Message | No
         event = message.get("event")
         if not isinstance(event, str) or not event:
             raise DroppedMessage("bad_field", "event must be a non-empty string")
-        published_at = message.get("zou_events_published_at")
+        published_at = message.get(PUBLISHED_AT)
         return Emit(
             event=event,
             args=_arguments(message),
@@ -148,16 +150,30 @@ def decode(raw: bytes | str, max_bytes: int = DEFAULT_MAX_BYTES) -> Message | No
     raise DroppedMessage("unknown_method", f"unknown method {str(method)[:40]!r}")
 
 
-def zou_emit(event: str, payload: Any, host_id: str) -> dict[str, Any]:
-    """The message Zou's API publishes for ``events.emit`` (python-socketio 5.16 format)."""
-    return {
+def emit_message(emit: Emit) -> dict[str, Any]:
+    """``emit`` in python-socketio 5.16's message-queue format (what Zou's API publishes for
+    ``events.emit``), with our publication time when it has one: the one builder of it."""
+    message = {
         "method": "emit",
-        "event": event,
-        "data": [payload],
+        "event": emit.event,
+        "data": emit.args,
         "binary": False,
-        "namespace": "/events",
-        "room": None,
-        "skip_sid": None,
+        "namespace": emit.namespace,
+        "room": emit.room,
+        "skip_sid": list(emit.skip_sids) or None,
         "callback": None,
-        "host_id": host_id,
+        "host_id": emit.host_id,
     }
+    if emit.published_at is not None:
+        message[PUBLISHED_AT] = emit.published_at
+    return message
+
+
+def encode_emit(emit: Emit) -> bytes:
+    """``emit`` as published on Redis: compact JSON, never NaN."""
+    return STRICT.dumps(emit_message(emit), separators=(",", ":")).encode()
+
+
+def zou_emit(event: str, payload: Any, host_id: str) -> dict[str, Any]:
+    """The message Zou's API publishes for ``events.emit(event, payload)``."""
+    return emit_message(Emit(event, [payload], "/events", None, (), host_id, None))
