@@ -22,7 +22,11 @@ RECORDING_RULES = ROLE / "files" / "prometheus" / "rules.yml"
 ALERTS_TEST = Path(__file__).with_name("alerts_test.yml")
 EXAMPLE_CONFIG = ROLE / "files" / "prometheus" / "prometheus.example.yml"
 DOC = ROOT / "docs" / "observability.md"
+RUNBOOK_DOC = ROOT / "docs" / "operations.md"
 ALERT_JOB = "zou-events"
+# What the shipped rules select and link to; the role replaces both (vars/main.yml).
+SHIPPED_SELECTOR = f'job="{ALERT_JOB}"'
+RUNBOOK_PAGE = "https://github.com/cgwire/zou-events/blob/main/docs/operations.md"
 
 # Series Prometheus makes itself rather than scraping them.
 SYNTHETIC = frozenset({"up"})
@@ -64,10 +68,24 @@ def dashboard_queries() -> list[DashboardQuery]:
     ]
 
 
-def alert_rules() -> list[dict[str, Any]]:
+def annotation_queries() -> list[DashboardQuery]:
+    """The dashboard's annotation queries (restarts, deploys), with their text as legend."""
     return [
-        rule for group in yaml.safe_load(ALERTS.read_text())["groups"] for rule in group["rules"]
+        DashboardQuery(f"annotation {item['name']}", "", item["expr"], item["textFormat"])
+        for item in load_dashboard()["annotations"]["list"]
     ]
+
+
+def rules_of(path: Path) -> list[dict[str, Any]]:
+    return [rule for group in yaml.safe_load(path.read_text())["groups"] for rule in group["rules"]]
+
+
+def alert_rules() -> list[dict[str, Any]]:
+    return rules_of(ALERTS)
+
+
+def recording_rules() -> list[dict[str, Any]]:
+    return rules_of(RECORDING_RULES)
 
 
 def substitute(expr: str, variables: dict[str, str], rate_interval: str = "1m") -> str:
