@@ -177,3 +177,6 @@ class NoRecovery:
 
     def disconnected(self, sid: str, reason: str) -> None:
         pass
+
+
+NO_RECOVERY = NoRecovery()
