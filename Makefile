@@ -1,5 +1,5 @@
 # Two commands on a fresh machine: `make serve` starts the server, `make test` runs every test.
-.PHONY: serve test setup lint format bench
+.PHONY: serve test unit setup lint format bench
 
 setup:
 	bash scripts/setup.sh
@@ -12,6 +12,10 @@ test: setup
 	.venv/bin/ruff check .
 	.venv/bin/ruff format --check .
 	.venv/bin/pytest
+
+# The fast tests (no server started; Redis on ZOU_EVENTS_TEST_REDIS_URL, as for every test).
+unit:
+	.venv/bin/pytest -q -m "not slow" tests/unit
 
 lint:
 	.venv/bin/ruff check .

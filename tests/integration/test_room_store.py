@@ -1,11 +1,10 @@
 """The room store through both implementations, then the Redis one under concurrency,
-instance death and reaping, against the real Redis (DB 5, one key prefix per test)."""
+instance death and reaping, against the suite's real Redis (DB 5, one key prefix per test)."""
 
 from __future__ import annotations
 
 import itertools
 import threading
-import time
 import uuid
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -13,7 +12,8 @@ from typing import Any
 
 import pytest
 import redis
-
+from tests.support import suite_redis
+from tests.support.server import wait_until
 from zou_events.rooms import (
     MemoryInstanceRegistry,
     MemoryRoomStore,
@@ -57,7 +57,7 @@ KITSU_JOIN = {
 
 
 def connect() -> redis.Redis:
-    return redis.Redis(host="127.0.0.1", port=6379, db=DB, decode_responses=True)
+    return suite_redis.client(DB, decode_responses=True)
 
 
 @pytest.fixture(scope="module")
@@ -439,16 +439,6 @@ def test_concurrent_disconnects_and_joins_keep_presence_exact(
 # Redis only: instance death and the registry
 
 
-def wait_until(condition: Callable[[], Any], timeout: float = 10.0) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        result = condition()
-        if result:
-            return result
-        time.sleep(0.05)
-    raise AssertionError("condition not met in time")
-
-
 def test_dead_instance_is_reaped_and_its_rooms_told(client: redis.Redis, prefix: str) -> None:
     live_store = RedisRoomStore(connect(), prefix)
     dead_store = RedisRoomStore(connect(), prefix)
@@ -463,7 +453,7 @@ def test_dead_instance_is_reaped_and_its_rooms_told(client: redis.Redis, prefix:
     live_store.open("R", "d3", "dead")
 
     assert live_store.reap_dead_instances() == []  # still live
-    changes = wait_until(live_store.reap_dead_instances)
+    changes = wait_until(live_store.reap_dead_instances, 10, "the dead instance reaped")
     assert as_set(changes) == {P: [B, C], Q: []}  # B stays, in place, through l2
     assert set(registry.cluster_stats().instances) == {"live"}
     assert live_store.reap_dead_instances() == []
@@ -479,7 +469,7 @@ def test_concurrent_reapers_report_each_room_once(client: redis.Redis, prefix: s
     rooms = [f"room-{n}" for n in range(10)]
     for n, room in enumerate(rooms):
         stores[0].join(room, f"x{n}", "dead" if n % 2 else "dead2", f"p{n}", {})
-    wait_until(lambda: not registry.cluster_stats().instances)
+    wait_until(lambda: not registry.cluster_stats().instances, 10, "the instance expired")
 
     results = run_together(len(stores), lambda index: stores[index].reap_dead_instances())
     reported = list(itertools.chain.from_iterable(results))
@@ -491,7 +481,7 @@ def test_heartbeat_says_when_the_instance_was_not_live(client: redis.Redis, pref
     registry = RedisInstanceRegistry(client, prefix)
     assert registry.heartbeat("i1", 0.3) is False
     assert registry.heartbeat("i1", 0.3) is True
-    wait_until(lambda: not registry.cluster_stats().instances)
+    wait_until(lambda: not registry.cluster_stats().instances, 10, "the instance expired")
     assert registry.heartbeat("i1", 30) is False
 
 

@@ -508,6 +508,7 @@ def _is_safe_number(value: object) -> bool:
     return isinstance(value, int) and not isinstance(value, bool) and abs(value) <= 2**53 - 1
 
 
+@pytest.mark.slow  # 500 examples: not in `make unit`
 @settings(max_examples=500, deadline=None)
 @given(payload=PAYLOADS, previous=PAYLOADS, only_newcomer=JSON_VALUES)
 def test_fuzz_rules_never_raise_and_keep_the_shape(

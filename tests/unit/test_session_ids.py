@@ -36,6 +36,7 @@ def split(sid: str) -> tuple[str, str]:
     return instance, rest
 
 
+@pytest.mark.slow  # starts a server: not in `make unit`
 def test_handshakes_name_the_instance_and_keep_engineios_random_part(
     server: ServerHandle,
 ) -> None:
@@ -50,6 +51,7 @@ def test_handshakes_name_the_instance_and_keep_engineios_random_part(
     assert len(randoms) == len(sids)
 
 
+@pytest.mark.slow  # starts a server: not in `make unit`
 def test_a_session_id_of_another_instance_gets_invalid_session(server: ServerHandle) -> None:
     """What a request that nginx sent to the wrong instance (or a forged tag) meets."""
     _, rest = split(Polling(server.url).sid)
@@ -62,6 +64,7 @@ def test_a_session_id_of_another_instance_gets_invalid_session(server: ServerHan
     assert server.process.poll() is None
 
 
+@pytest.mark.slow  # starts a server: not in `make unit`
 def test_kitsus_client_polls_then_upgrades_with_a_tagged_id(server: ServerHandle) -> None:
     token = make_token(server.secret_key)
     with JsClient(server.url, cookie=f"access_token_cookie={token}") as client:
@@ -71,6 +74,7 @@ def test_kitsus_client_polls_then_upgrades_with_a_tagged_id(server: ServerHandle
     assert re.search(rf'"sid": "{TAG}-{server.port}\.', server.logs())
 
 
+@pytest.mark.slow  # starts a server: not in `make unit`
 def test_python_socketio_client_polls_then_upgrades_with_a_tagged_id(
     server: ServerHandle,
 ) -> None:
