@@ -31,7 +31,6 @@ RESOLVED_MODE_ENV = "ZOU_EVENTS_RESOLVED_MODE"  # the mode `serve` resolved befo
 NOTIFY_SOCKET_ENV = "ZOU_EVENTS_NOTIFY_SOCKET"  # systemd's socket, hidden from gunicorn
 
 T = TypeVar("T")
-Default = T | Callable[[Mapping[str, Any]], T]  # a callable gets the values read before it
 
 
 class ConfigError(ValueError):
@@ -59,7 +58,7 @@ _UNSET: Any = object()
 
 def setting(
     env: str,
-    default: Default[T],
+    default: T | Callable[[Mapping[str, Any]], T],  # a callable gets the values read before it
     parse: Callable[[str], T],
     what: str,
     doc: str,
@@ -156,6 +155,12 @@ def _url(raw: str) -> str:
 
 
 _PORT = _int_in(1, 65535)
+
+
+def _port_or_offset(raw: str) -> str:
+    """A port, or ``+N``: the instance's port plus N (one env file for numbered instances)."""
+    _PORT(raw.removeprefix("+"))
+    return raw
 
 
 @dataclass(frozen=True)
@@ -313,6 +318,36 @@ class Settings:
         _bool,
         "a boolean",
         "Log every HTTP request (Socket.IO polling makes many).",
+    )
+    metrics_port: str = setting(  # see metrics_listener
+        "ZOU_EVENTS_METRICS_PORT",
+        "",
+        _port_or_offset,
+        "a TCP port or +N",
+        "A port of its own for `/metrics`, `/health` and `/ready` (Prometheus on another host "
+        "then needs no access to the Socket.IO port); `/metrics` is then served there only. "
+        "`+N`: the instance's port plus N (`+1000`: 5001 → 6001), for instances sharing one "
+        "environment file. Empty: `/metrics` on the Socket.IO port. "
+        "[observability](observability.md#a-separate-metrics-listener).",
+        shown_default="empty",
+    )
+    metrics_address: str = setting(
+        "ZOU_EVENTS_METRICS_ADDRESS",
+        "127.0.0.1",
+        _text,
+        "an address",
+        "Address of the metrics listener (`ZOU_EVENTS_METRICS_PORT`): the host's address on "
+        "the network Prometheus scrapes from, or `0.0.0.0`.",
+    )
+    metrics_rooms_max: int = setting(
+        "ZOU_EVENTS_METRICS_ROOMS_MAX",
+        50,
+        _int_in(0, 1000),
+        "an integer from 0 to 1000",
+        "Open review rooms exported one by one (`zou_events_review_room_*`: production and "
+        "playlist names, people, sockets, opening time), the most attended first; `0`: none. "
+        "[observability](observability.md#live-reviews).",
+        limit="review_rooms_listed_max",
     )
     worker_connections: int = setting(
         "ZOU_EVENTS_WORKER_CONNECTIONS",
@@ -491,6 +526,45 @@ class Settings:
         "start otherwise).",
         limit="inbound_bytes_burst",
     )
+    recovery: bool = setting(
+        "ZOU_EVENTS_RECOVERY",
+        True,
+        _bool,
+        "true/false",
+        "Socket.IO connection state recovery on `/events`: a browser (cookie-authenticated "
+        "socket) that reconnects within the window, to any instance, gets the broadcasts it "
+        "missed and `socket.recovered === true` ([architecture](architecture.md#connection-"
+        "state-recovery)). Sockets authenticated by a header or the auth payload (gazu) are "
+        "never concerned. Needs Redis; off in standalone mode.",
+    )
+    recovery_window: float = setting(
+        "ZOU_EVENTS_RECOVERY_WINDOW",
+        120.0,
+        _positive_float,
+        "a positive number of seconds",
+        "How long a disconnected browser may come back and recover what it missed; also the "
+        "age bound of the replay buffer.",
+        limit="recovery_window_seconds",
+    )
+    recovery_max_messages: int = setting(
+        "ZOU_EVENTS_RECOVERY_MAX_MESSAGES",
+        10000,
+        _int_in(1, 10**6),
+        "a count",
+        "Broadcasts kept for replay on each instance, at most (2 minutes of a busy studio at "
+        "50 events/s are 6,000). A client whose last event left the buffer gets a fresh "
+        "connection.",
+        limit="recovery_max_messages",
+    )
+    recovery_max_bytes: int = setting(
+        "ZOU_EVENTS_RECOVERY_MAX_BYTES",
+        16 * 2**20,
+        _int_in(2**16, 2**32),
+        "a size",
+        "The same in bytes of the messages as read from Redis; the process holds about 3.5 times "
+        "as much (decoded messages, see [architecture](architecture.md#sizing)).",
+        limit="recovery_max_bytes",
+    )
     room_events_per_second: float = setting(
         "ZOU_EVENTS_ROOM_EVENTS_PER_SECOND",
         50.0,
@@ -529,12 +603,27 @@ class Settings:
     )
 
     def __post_init__(self) -> None:
+        if self.metrics_listener is not None and not (
+            0 < self.metrics_listener[1] <= 65535 and self.metrics_listener[1] != self.port
+        ):
+            raise ConfigError(
+                f"ZOU_EVENTS_METRICS_PORT={self.metrics_port} gives port "
+                f"{self.metrics_listener[1]}: not a TCP port other than EVENT_STREAM_PORT"
+            )
         if self.inbound_bytes_burst < self.max_payload_bytes:
             raise ConfigError(
                 f"ZOU_EVENTS_INBOUND_BYTES_BURST={self.inbound_bytes_burst} is below "
                 f"ZOU_EVENTS_MAX_PAYLOAD_BYTES={self.max_payload_bytes}: a message of the "
                 "largest allowed size would cut its sender"
             )
+
+    @cached_property
+    def metrics_listener(self) -> tuple[str, int] | None:
+        """(address, port) of the separate metrics listener; None: /metrics on ``port``."""
+        if not self.metrics_port:
+            return None
+        number = int(self.metrics_port.removeprefix("+"))
+        return self.metrics_address, self.port + number if self.metrics_port[0] == "+" else number
 
     @cached_property
     def redis(self) -> RedisSettings:
