@@ -17,7 +17,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.support.server import free_port, http_get, wait_until
+from tests.support import suite_redis
+from tests.support.server import free_port, http_get, isolated_env, wait_until
 from tests.support.zou_stack import ZouStack
 
 
@@ -30,7 +31,12 @@ def check(
         if not key.startswith(("ZOU_EVENTS_", "KV_", "EVENT_STREAM_")) and key != "SECRET_KEY"
     }
     env.update(
-        {"SECRET_KEY": secret_key, "KV_HOST": "127.0.0.1", "ZOU_EVENTS_ZOU_API_URL": zou_api_url}
+        {
+            "SECRET_KEY": secret_key,
+            **suite_redis.server_env(),
+            **isolated_env(),
+            "ZOU_EVENTS_ZOU_API_URL": zou_api_url,
+        }
     )
     if pythonpath is not None:
         env["PYTHONPATH"] = str(pythonpath)

@@ -18,13 +18,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import redis
 import urllib3
 
+from tests.support import suite_redis
 from tests.support.js_client import JsClient, Message
 from tests.support.server import start_server
 from tests.support.tokens import make_token
-from tests.support.zou_stack import ZouStack
+from tests.support.zou_stack import ZOU_CHANNEL, ZouStack
 
 ROOT = Path(__file__).resolve().parents[2]
 SCRIPT_EVENTS = ("preview-room:", "main:test", "project:update", "diff:")
@@ -100,7 +100,8 @@ class Session:
             "skip_sid": None,
             "host_id": "differential",
         }
-        redis.Redis(db=2).publish("flask-socketio", json.dumps(message))
+        with suite_redis.client(suite_redis.EVENTS_DB) as events:
+            events.publish(ZOU_CHANNEL, json.dumps(message))
         for client in self.connected():
             client.wait_for(
                 lambda m: m.get("event") == "diff:barrier" and m["args"] == [{"n": self.barrier}]
@@ -311,7 +312,7 @@ def runs(zou_stack: ZouStack) -> Iterator[tuple[list[Any], list[Any]]]:
     env = {
         "SECRET_KEY": zou_stack.secret_key,
         "ZOU_EVENTS_ZOU_API_URL": zou_stack.url,
-        "ZOU_EVENTS_KEY_PREFIX": f"differential-{uuid.uuid4().hex[:8]}:",
+        "ZOU_EVENTS_CHANNEL": ZOU_CHANNEL,  # Zou's API publishes the script's events
         "ZOU_EVENTS_REVOCATION_CHECK_SECONDS": "1",
     }
     with start_server(env) as ours:

@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 import websocket
 
+from tests.support import suite_redis
 from tests.support.server import ServerHandle, start_server
 from tests.support.tokens import make_token
 
@@ -23,9 +24,7 @@ CACHE = Path(
 PUBLISH = """
 import sys
 import socketio
-manager = socketio.RedisManager(
-    "redis://127.0.0.1:6379/2", channel="flask-socketio", write_only=True
-)
+manager = socketio.RedisManager(sys.argv[2], channel=sys.argv[3], write_only=True)
 manager.emit("project:update", {"project_id": "p", "n": [1, 2.5, None]}, namespace="/events")
 if sys.argv[1] == "binary":
     manager.emit("file:chunk", {"name": "a", "blob": b"\\x00\\x01"}, namespace="/events")
@@ -59,7 +58,14 @@ def test_messages_from_each_publisher_version(
         ws.send("40/events,")
         ws.recv()
         published = subprocess.run(
-            [str(python), "-c", PUBLISH, "binary" if binary else "text"],
+            [
+                str(python),
+                "-c",
+                PUBLISH,
+                "binary" if binary else "text",
+                suite_redis.url(suite_redis.EVENTS_DB),
+                server.channel,
+            ],
             capture_output=True,
             text=True,
             timeout=60,

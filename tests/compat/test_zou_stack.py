@@ -17,7 +17,8 @@ import pytest
 import redis
 import socketio
 
-from tests.support.zou_stack import REDIS_HOST, REDIS_PORT, ZouStack, make_token
+from tests.support import suite_redis
+from tests.support.zou_stack import ZouStack, make_token
 
 PERSON_CLAIMS = {"fresh", "iat", "jti", "type", "sub", "nbf", "exp", "identity_type", "refresh_jti"}
 # name -> expected (role, is_bot, is a preview account)
@@ -157,7 +158,7 @@ def test_unknown_playlist_is_not_found(zou_stack: ZouStack, tokens: dict[str, st
 
 def test_logout_revokes_the_token_in_redis_db0(zou_stack: ZouStack) -> None:
     token, _cookie = zou_stack.login("supervisor")
-    revoked = redis.Redis(host=REDIS_HOST, port=REDIS_PORT, db=0, decode_responses=True)
+    revoked = suite_redis.client(suite_redis.TOKENS_DB, decode_responses=True)
     with revoked:
         zou_stack.logout(token)
         for jti in (claims(token)["jti"], claims(token)["refresh_jti"]):
@@ -168,7 +169,7 @@ def test_logout_revokes_the_token_in_redis_db0(zou_stack: ZouStack) -> None:
 
 @pytest.fixture
 def events_channel() -> Iterator[redis.client.PubSub]:
-    client = redis.Redis(host=REDIS_HOST, port=REDIS_PORT)
+    client = suite_redis.client(suite_redis.EVENTS_DB)
     pubsub = client.pubsub(ignore_subscribe_messages=True)
     pubsub.subscribe("flask-socketio")
     # The subscription is live once Redis confirms it.

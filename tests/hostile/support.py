@@ -31,7 +31,14 @@ from tests.resilience.support import cpu_seconds, rss_bytes, worker_pid
 from tests.support.node_script import NodeScript
 from tests.support.raw_websocket import EventsSocket, RawWebSocket
 from tests.support.redis_server import RedisServer
-from tests.support.server import ROOT, ServerHandle, http_get, start_server, wait_until
+from tests.support.server import (
+    ROOT,
+    ServerHandle,
+    http_get,
+    isolated_env,
+    start_server,
+    wait_until,
+)
 from tests.support.tokens import make_token
 
 HERE = Path(__file__).resolve().parent
@@ -118,13 +125,14 @@ class Counted:
 class Publisher:
     """publisher.py as a child process; ``last`` is the index of the latest event sent."""
 
-    def __init__(self, redis_port: int) -> None:
+    def __init__(self, redis_port: int, channel: str) -> None:
         self.process = subprocess.Popen(
             [
                 sys.executable,
                 "-m",
                 "tests.hostile.publisher",
                 str(redis_port),
+                channel,
                 CANARY_EVENT,
                 str(CANARY_RATE),
             ],
@@ -185,15 +193,16 @@ class Instance:
     def __init__(self, env: dict[str, str] | None = None) -> None:
         self.redis = RedisServer()
         self.redis.start()
-        self.extra_env = env or {}
+        # kept across restarts: the publisher's channel stays the server's
+        self.env = {**self.redis.env, **isolated_env(), **(env or {})}
         self.restarts = 0
         try:
-            self.server = start_server({"KV_PORT": str(self.redis.port), **self.extra_env})
+            self.server = start_server(self.env)
         except BaseException:
             self.redis.remove()
             raise
         self.worker = worker_pid(self.server)
-        self.publisher = Publisher(self.redis.port)
+        self.publisher = Publisher(self.redis.port, self.server.channel)
         self.canary = Canary(self.server.url, self.token())
         try:
             self.canary.wait_upgraded()
@@ -217,7 +226,7 @@ class Instance:
 
     def publish(self, message: bytes | str) -> None:
         """A raw message on the channel zou-events subscribes to (as Zou's API would)."""
-        self.redis.client(db=2).publish("flask-socketio", message)
+        self.redis.client(db=2).publish(self.server.channel, message)
 
     def worker_alive(self) -> bool:
         if self.server.process.poll() is not None:
@@ -235,7 +244,7 @@ class Instance:
         self.restarts += 1
         self.canary.close()
         self.server.stop()
-        self.server = start_server({"KV_PORT": str(self.redis.port), **self.extra_env})
+        self.server = start_server(self.env)
         self.worker = worker_pid(self.server)
         self.canary = Canary(self.server.url, self.token())
         self.canary.wait_upgraded()

@@ -29,9 +29,10 @@ from typing import Any
 import redis
 from prometheus_client.parser import text_string_to_metric_families
 
-from tests.conftest import REDIS_URL, compact
+from tests.conftest import compact
+from tests.support import suite_redis
 from tests.support.js_client import JsClient, Message
-from tests.support.server import ServerHandle, start_server, wait_until
+from tests.support.server import ServerHandle, isolated_env, start_server, wait_until
 from tests.support.tokens import make_token
 
 ROOMS_DB = 2  # Zou's KV_EVENTS_DB_INDEX: room state lives next to the events channel
@@ -170,7 +171,7 @@ class Cluster:
 
     @cached_property
     def redis(self) -> redis.Redis:
-        return redis.Redis.from_url(f"{REDIS_URL}/{ROOMS_DB}", decode_responses=True)
+        return suite_redis.client(ROOMS_DB, decode_responses=True)
 
     def stats(self, index: int = 0) -> dict[str, Any]:
         status, body = self.servers[index].get_json("/stats")
@@ -209,11 +210,9 @@ def start_cluster(
     """``count`` instances (started and stopped in parallel), heartbeat every second so that
     reaping and cluster /stats are quick; the cluster's Redis keys are deleted at the end.
     ``env`` applies to every instance, ``instance_env[i]`` to instance ``i`` on top."""
-    tag = f"zou-events-test-{secrets.token_hex(4)}"
     shared = {
         "SECRET_KEY": secrets.token_hex(32),
-        "ZOU_EVENTS_KEY_PREFIX": f"{tag}:",
-        "ZOU_EVENTS_CHANNEL": tag,
+        **isolated_env(),
         "ZOU_EVENTS_HEARTBEAT_SECONDS": "1",
         **({"ZOU_EVENTS_MODE": "standalone"} if standalone else {}),
         **env,

@@ -8,7 +8,7 @@ import subprocess
 import sys
 
 from tests.support.js_client import JsClient
-from tests.support.redis_server import RedisServer
+from tests.support.redis_server import RedisServer, loopback_env
 from tests.support.round_robin_proxy import RoundRobinProxy
 from tests.support.server import ServerHandle, free_port
 
@@ -37,7 +37,7 @@ def test_check_reports_each_dependency_on_one_line(server: ServerHandle) -> None
         "check",
         env={
             **server.env,
-            "KV_PORT": str(free_port()),
+            **loopback_env(free_port()),
             "ZOU_EVENTS_ZOU_API_URL": f"http://127.0.0.1:{free_port()}",
         },
     )
@@ -58,7 +58,7 @@ def test_check_fails_when_published_messages_do_not_come_back(server: ServerHand
         first.start()
         second.start()
         with RoundRobinProxy([first.port, second.port]) as proxy:
-            result = run_cli("check", env={**server.env, "KV_PORT": str(proxy.port)})
+            result = run_cli("check", env={**server.env, **loopback_env(proxy.port)})
     finally:
         first.remove()
         second.remove()

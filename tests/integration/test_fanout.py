@@ -139,7 +139,7 @@ def test_websocket_frame_is_socketio_wire_format(
 ) -> None:
     ws = websocket_events_client(server, token)
     try:
-        redis_events.publish("flask-socketio", raw_emit("main:test", [{}]))
+        redis_events.publish(server.channel, raw_emit("main:test", [{}]))
         assert ws.recv() == '42/events,["main:test",{}]'
     finally:
         ws.close()
@@ -166,7 +166,7 @@ def test_every_json_era_format_is_delivered(
         del message["binary"]  # 5.14.1 had no "binary" key
     ws = websocket_events_client(server, token)
     try:
-        redis_events.publish("flask-socketio", json.dumps(message))
+        redis_events.publish(server.channel, json.dumps(message))
         assert ws.recv() == '42/events,["main:format",{"a":1}]', publisher
     finally:
         ws.close()
@@ -182,7 +182,7 @@ def test_binary_attachments_are_rebuilt(
     ws = websocket_events_client(server, token)
     try:
         redis_events.publish(
-            "flask-socketio",
+            server.channel,
             message.replace('"binary": false', '"binary": true'),
         )
         assert ws.recv() == (
@@ -201,8 +201,8 @@ def test_room_and_skip_sid_are_honoured(server: ServerHandle, redis_events: redi
         polling = Polling(server.url, {"Cookie": f"access_token_cookie={token}"})
         polling.post("40/events,")
         sid = json.loads(polling.get()[0][len("40/events,") :])["sid"]
-        redis_events.publish("flask-socketio", raw_emit("only:one", [{"n": 1}], room=sid))
-        redis_events.publish("flask-socketio", raw_emit("all:but", [{"n": 2}], skip_sid=sid))
+        redis_events.publish(server.channel, raw_emit("only:one", [{"n": 1}], room=sid))
+        redis_events.publish(server.channel, raw_emit("all:but", [{"n": 2}], skip_sid=sid))
         assert first.recv() == '42/events,["all:but",{"n":2}]'
         assert second.recv() == '42/events,["all:but",{"n":2}]'
         assert polling.get() == ['42/events,["only:one",{"n":1}]']
@@ -247,8 +247,8 @@ def test_malformed_redis_messages_are_dropped_and_counted(
     ws = websocket_events_client(server, token)
     try:
         for raw in MALFORMED:
-            redis_events.publish("flask-socketio", raw)
-        redis_events.publish("flask-socketio", raw_emit("still:alive", [{"ok": True}]))
+            redis_events.publish(server.channel, raw)
+        redis_events.publish(server.channel, raw_emit("still:alive", [{"ok": True}]))
         assert ws.recv() == '42/events,["still:alive",{"ok":true}]'
     finally:
         ws.close()

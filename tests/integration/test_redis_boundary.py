@@ -22,7 +22,6 @@ from tests.support.redis_server import RedisServer
 from tests.support.server import ServerHandle, start_server, wait_until
 from tests.support.tokens import make_token
 
-CHANNEL = "flask-socketio"
 DROPPED = "zou_events_redis_messages_dropped_total"
 EVENT_TIMEOUT = 10.0  # seconds for an event to reach a raw socket
 
@@ -31,18 +30,10 @@ def raw_socket(server: ServerHandle) -> EventsSocket:
     return EventsSocket(server.port, f"access_token_cookie={make_token(server.secret_key)}")
 
 
-@pytest.fixture(scope="module")
-def private_redis() -> Iterator[RedisServer]:
-    redis_server = RedisServer()
-    redis_server.start()
-    yield redis_server
-    redis_server.remove()
-
-
 @pytest.fixture
 def server(private_redis: RedisServer) -> Iterator[ServerHandle]:
     """A fresh instance per test: on code without the boundary, one message stops it."""
-    with start_server({"KV_HOST": "127.0.0.1", "KV_PORT": str(private_redis.port)}) as handle:
+    with start_server(private_redis.env) as handle:
         yield handle
 
 
@@ -81,8 +72,8 @@ def test_a_bad_message_is_dropped_and_the_next_event_reaches_everyone(
     try:
         kitsu.wait_type("connect")
         before = metric(server, DROPPED, reason=reason)
-        assert publisher.publish(CHANNEL, build(alice.sid, bob.sid)) == 1
-        publisher.publish(CHANNEL, emit("main:after", '[{"ok": true}]'))
+        assert publisher.publish(server.channel, build(alice.sid, bob.sid)) == 1
+        publisher.publish(server.channel, emit("main:after", '[{"ok": true}]'))
         assert alice.next_event("main:after", EVENT_TIMEOUT) == [{"ok": True}]
         assert bob.next_event("main:after", EVENT_TIMEOUT) == [{"ok": True}]
         assert kitsu.wait_event("main:after")["args"] == [{"ok": True}]
@@ -151,7 +142,7 @@ def test_a_lost_subscription_is_reported_and_restored_by_itself(
         wait_until(server.is_ready, 15, "/ready 200 again")
         assert metric(server, "zou_events_redis_reconnects_total") > reconnects
         assert metric(server, "zou_events_redis_subscribed") == 1
-        assert publisher.publish(CHANNEL, emit("main:after", "[1]")) == 1
+        assert publisher.publish(server.channel, emit("main:after", "[1]")) == 1
         assert alice.next_event("main:after", EVENT_TIMEOUT) == [1]
         assert metric(server, "zou_events_redis_subscriber_restarts_total", reason="died") == 0
         assert metric(server, "zou_events_redis_subscriber_restarts_total", reason="stalled") == 0
@@ -175,7 +166,7 @@ def test_client_packets_nested_too_deep_or_with_nan_are_dropped(
             5,
             "three packets dropped",
         )
-        private_redis.client(db=2).publish(CHANNEL, emit("main:after", "[1]"))
+        private_redis.client(db=2).publish(server.channel, emit("main:after", "[1]"))
         assert alice.next_event("main:after", EVENT_TIMEOUT) == [1]  # the sender is still served
     finally:
         alice.close()

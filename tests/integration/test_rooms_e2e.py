@@ -692,7 +692,7 @@ def test_rooms_opened_before_a_late_first_heartbeat_are_opened_again(
     what a previous life held) comes one interval after Redis is back. A room opened in
     between is released then; its socket is cut so that it opens the room again."""
     redis_server = RedisServer()
-    env = {"KV_PORT": str(redis_server.port), "ZOU_EVENTS_HEARTBEAT_SECONDS": "5"}
+    env = {**redis_server.env, "ZOU_EVENTS_HEARTBEAT_SECONDS": "5"}
     try:
         with start_server(env, wait_ready=False) as server:
             wait_until(lambda: "liveness tick failed" in server.logs(), 15, "a failed heartbeat")

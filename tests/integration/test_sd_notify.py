@@ -44,7 +44,7 @@ def notify_socket(tmp_path: Path) -> Iterator[NotifySocket]:
 
 def test_ready_only_once_subscribed_to_redis(notify_socket: NotifySocket) -> None:
     redis = RedisServer()  # its port is free: Redis is down when the instance starts
-    env = {"NOTIFY_SOCKET": str(notify_socket.path), "KV_PORT": str(redis.port)}
+    env = {"NOTIFY_SOCKET": str(notify_socket.path), **redis.env}
     try:
         with start_server(env, wait_ready=False) as server:
             first = notify_socket.next(timeout=20)

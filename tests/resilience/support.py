@@ -155,18 +155,25 @@ def emit_message(event: str, payload: Any, room: str | None = None) -> bytes:
     return json.dumps({**zou_emit(event, payload, "zou-api"), "room": room}).encode()
 
 
-def publish_sequence(client: redis.Redis, event: str, count: int, start: int = 0) -> None:
+def publish_sequence(
+    client: redis.Redis, channel: str, event: str, count: int, start: int = 0
+) -> None:
     """Events numbered ``i`` = start..start+count-1, stamped ``t`` with the publish time."""
     pipe = client.pipeline(transaction=False)
     for index in range(start, start + count):
-        pipe.publish("flask-socketio", emit_message(event, {"i": index, "t": time.time()}))
+        pipe.publish(channel, emit_message(event, {"i": index, "t": time.time()}))
         if index % 100 == 99:
             pipe.execute()
     pipe.execute()
 
 
 def publish_paced(
-    client: redis.Redis, event: str, count: int, per_second: float, padding: int = 0
+    client: redis.Redis,
+    channel: str,
+    event: str,
+    count: int,
+    per_second: float,
+    padding: int = 0,
 ) -> None:
     """Like ``publish_sequence``, spread evenly at ``per_second`` (batches of 10), each
     payload carrying ``padding`` more bytes."""
@@ -179,7 +186,7 @@ def publish_paced(
         pipe = client.pipeline(transaction=False)
         for index in range(first, min(first + 10, count)):
             payload = {"i": index, "t": time.time(), "pad": pad}
-            pipe.publish("flask-socketio", emit_message(event, payload))
+            pipe.publish(channel, emit_message(event, payload))
         pipe.execute()
 
 

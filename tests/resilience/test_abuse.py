@@ -47,6 +47,7 @@ PARTIAL_REQUEST = b"GET /socket.io/?EIO=4&transport=polling HTTP/1.1\r\nHost: 12
 
 @pytest.fixture(scope="module")
 def abuse_redis() -> Iterator[RedisServer]:
+    """The module's server's Redis (``private_redis`` is one per test)."""
     redis_server = RedisServer()
     redis_server.start()
     yield redis_server
@@ -55,7 +56,7 @@ def abuse_redis() -> Iterator[RedisServer]:
 
 @pytest.fixture(scope="module")
 def server(abuse_redis: RedisServer) -> Iterator[ServerHandle]:
-    env = {"KV_PORT": str(abuse_redis.port), "ZOU_EVENTS_MAX_PAYLOAD_BYTES": str(MAX_PAYLOAD)}
+    env = {**abuse_redis.env, "ZOU_EVENTS_MAX_PAYLOAD_BYTES": str(MAX_PAYLOAD)}
     with start_server(env) as handle:
         yield handle
 
@@ -152,7 +153,7 @@ def test_websocket_closed_mid_upgrade_leaves_the_polling_session_working(
     ws.close()
 
     event = f"still-polling:{how}"
-    abuse_redis.client(db=2).publish("flask-socketio", emit_message(event, {}))
+    abuse_redis.client(db=2).publish(server.channel, emit_message(event, {}))
     received: list[str] = []
     deadline = time.monotonic() + 10
     while not any(event in packet for packet in received) and time.monotonic() < deadline:

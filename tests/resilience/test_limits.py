@@ -5,10 +5,10 @@ from __future__ import annotations
 import socket
 import time
 
-import redis
 import urllib3
 import websocket
 
+from tests.support import suite_redis
 from tests.support.js_client import JsClient
 from tests.support.server import ServerHandle, start_server, wait_until
 from tests.support.tokens import make_token
@@ -35,8 +35,8 @@ def test_socket_cap_answers_503_and_keeps_serving() -> None:
             assert (
                 metric(server, 'zou_events_connections_refused_total{reason="over_capacity"}') >= 1
             )
-            redis.Redis(db=2).publish(
-                "flask-socketio",
+            suite_redis.client(suite_redis.EVENTS_DB).publish(
+                server.channel,
                 '{"method":"emit","event":"still:served","data":[{}],"namespace":"/events"}',
             )
             clients.wait_for(lambda m: m.get("event") == "still:served" and m["i"] == 0)
@@ -69,12 +69,12 @@ def test_slow_consumer_is_cut_and_the_others_get_everything() -> None:
         slow.recv()
         with JsClient(server.url, auth={"token": token}, summary=True) as fast:
             fast.wait_type("upgrade")  # a polling client would only drain at its next poll
-            publisher = redis.Redis(db=2)
+            publisher = suite_redis.client(suite_redis.EVENTS_DB)
             payload = "x" * 1_000
             started = time.monotonic()
             for index in range(10_000):
                 publisher.publish(
-                    "flask-socketio",
+                    server.channel,
                     f'{{"method":"emit","event":"load","data":[{{"i":{index},"p":"{payload}"}}],'
                     '"namespace":"/events"}',
                 )

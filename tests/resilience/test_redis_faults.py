@@ -43,8 +43,11 @@ class Traffic:
     """Publishes numbered events at a steady rate from a thread, as Zou's API would: with no
     socket timeout, a publish blocks while Redis is paused; a failed one is not counted."""
 
-    def __init__(self, client: redis.Redis, event: str, per_second: float = 100) -> None:
+    def __init__(
+        self, client: redis.Redis, channel: str, event: str, per_second: float = 100
+    ) -> None:
         self.client = client
+        self.channel = channel
         self.event = event
         self.interval = 1 / per_second
         self.published = 0
@@ -55,7 +58,7 @@ class Traffic:
     def _run(self) -> None:
         while not self._stop.is_set():
             try:
-                publish_sequence(self.client, self.event, 1, start=self.published)
+                publish_sequence(self.client, self.channel, self.event, 1, start=self.published)
                 self.published += 1
             except redis.RedisError:
                 self.failed += 1
@@ -107,7 +110,7 @@ def test_delivery_survives_a_redis_fault_during_traffic(
             with (
                 sampling(lambda: ready_status(server)) as readiness,
                 sampling(lambda: health_seconds(server)) as health,
-                Traffic(publisher, "during") as traffic,
+                Traffic(publisher, server.channel, "during") as traffic,
             ):
                 wait_until(lambda: traffic.published >= 50, 10, "traffic before the fault")
                 FAULTS[fault](admin)
@@ -127,7 +130,7 @@ def test_delivery_survives_a_redis_fault_during_traffic(
                 assert set(s for s, _ in statuses) == {200}  # still subscribed, nothing lost
             assert max(health) < 1.0, f"/health took up to {max(health):.2f}s"
 
-            publish_sequence(publisher, "after", 1000)
+            publish_sequence(publisher, server.channel, "after", 1000)
             stats = load.wait_stats(
                 lambda s: s["events"].get("after", 0) == 1000 * SOCKETS,
                 30,
@@ -142,7 +145,7 @@ def test_delivery_survives_a_redis_fault_during_traffic(
         assert '"level": "error"' not in server.logs()
 
 
-def room_keys(client: redis.Redis) -> dict[str, object]:
+def room_keys(client: redis.Redis, prefix: str) -> dict[str, object]:
     """Every room key (not the instances' heartbeats) with its content."""
     readers = {
         b"hash": client.hgetall,
@@ -150,7 +153,7 @@ def room_keys(client: redis.Redis) -> dict[str, object]:
         b"set": client.smembers,
         b"string": client.get,
     }
-    keys = client.keys("zou-events:room:*") + client.keys("zou-events:rooms")
+    keys = client.keys(f"{prefix}room:*") + client.keys(f"{prefix}rooms")
     return {key.decode(): readers[client.type(key)](key) for key in keys}
 
 
@@ -191,7 +194,7 @@ def test_redis_down_keeps_sockets_refuses_room_events_and_keeps_room_state(
         enter_room(playlist, alice, bob)
         alice.emit("preview-room:room-updated", {"playlist_id": playlist, "current_frame": 42})
         bob.wait_for(lambda m: frame_of(m) == 42)
-        before = room_keys(rooms)
+        before = room_keys(rooms, server.key_prefix)
         assert before, "the room is in Redis"
 
         private_redis.save_and_stop()
@@ -208,11 +211,11 @@ def test_redis_down_keeps_sockets_refuses_room_events_and_keeps_room_state(
 
         private_redis.start()  # loads the saved data
         wait_until(server.is_ready, 30, "re-subscription")
-        assert room_keys(rooms) == before
+        assert room_keys(rooms, server.key_prefix) == before
         alice.emit("preview-room:room-updated", {"playlist_id": playlist, "current_frame": 7})
         bob.wait_for(lambda m: frame_of(m) == 7)
         assert not [m for m in bob.seen if frame_of(m) == 99]
-        publish_sequence(rooms, "after", 200)
+        publish_sequence(rooms, server.channel, "after", 200)
         for tab in (alice, bob):
             tab.wait_for(lambda m: m.get("event") == "after" and m["args"][0]["i"] == 199)
             assert [m["args"][0]["i"] for m in tab.events("after")] == list(range(200))

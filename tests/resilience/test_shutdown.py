@@ -109,7 +109,7 @@ def test_sigterm_clients_reconnect_to_the_other_instance(
                     "every socket to reconnect to the other instance",
                 )
                 assert stats["connectErrors"] == {} and stats["invalidSession"] == 0
-                publish_sequence(private_redis.client(db=2), "after", 100)
+                publish_sequence(private_redis.client(db=2), survivor.channel, "after", 100)
                 stats = load.wait_stats(
                     lambda s: s["events"].get("after") == 100 * SOCKETS, 20, "delivery"
                 )

@@ -60,14 +60,14 @@ def test_stalled_reader_keeps_memory_bounded_and_others_latency(
         tokens = [make_token(server.secret_key) for _ in range(READERS)]
         with LoadClient([server.url], tokens, READERS, transport="websocket") as load:
             load.wait_connected(READERS, 20)
-            publish_paced(publisher, "baseline", BASELINE_EVENTS, RATE, PADDING)
+            publish_paced(publisher, server.channel, "baseline", BASELINE_EVENTS, RATE, PADDING)
             baseline = p99_ms(load, "baseline", BASELINE_EVENTS)
             load.reset()
 
             before = rss_bytes(worker)
             stalled = stalled_socket(server, tokens[0])
             with PeakRss(worker) as rss:
-                publish_paced(publisher, "load", EVENTS, RATE, PADDING)
+                publish_paced(publisher, server.channel, "load", EVENTS, RATE, PADDING)
                 with_stalled = p99_ms(load, "load", EVENTS)
             stalled.sock.close()
             slow_cut = 'zou_events_disconnects_total{namespace="/events",reason="slow_consumer"}'

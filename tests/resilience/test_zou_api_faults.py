@@ -124,11 +124,11 @@ def test_room_access_fails_closed_when_zou_cannot_answer(
             )
         assert zou.requests[f"/data/playlists/{playlist}"] >= 1
         # Not in the room: an emit to the room does not reach the socket, a broadcast does.
-        events.publish("flask-socketio", emit_message("room:only", {}, room=playlist))
-        events.publish("flask-socketio", emit_message("everyone", {}))
+        events.publish(server.channel, emit_message("room:only", {}, room=playlist))
+        events.publish(server.channel, emit_message("everyone", {}))
         client.wait_event("everyone")
         assert client.events("room:only") == []
-        assert events.keys("zou-events:room:*") == []
+        assert events.keys(f"{server.key_prefix}room:*") == []
         assert not [m for m in client.seen if m["type"] == "disconnect"]
 
 

@@ -1,16 +1,25 @@
 """A private real Redis on a free loopback port, so that faults injected into it (restart,
-DEBUG SLEEP, CLIENT PAUSE) disturb no other test."""
+DEBUG SLEEP, CLIENT PAUSE) disturb no other test; the ``private_redis`` fixture (a pytest
+plugin, loaded by tests/conftest.py) gives each test one."""
 
 from __future__ import annotations
 
 import shutil
 import subprocess
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 
+import pytest
 import redis
 
 from tests.support.server import free_port, wait_until
+
+
+def loopback_env(port: int) -> dict[str, str]:
+    """Server variables pointing at a password-less Redis (or proxy) on a loopback port,
+    whatever the suite's Redis (suite_redis.py) has."""
+    return {"KV_HOST": "127.0.0.1", "KV_PORT": str(port), "KV_PASSWORD": ""}
 
 
 class RedisServer:
@@ -19,6 +28,10 @@ class RedisServer:
         self.dir = Path(tempfile.mkdtemp(prefix="zou-events-redis-"))
         self.extra_args = extra_args
         self.process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def env(self) -> dict[str, str]:
+        return loopback_env(self.port)
 
     def client(self, db: int = 0, **options: object) -> redis.Redis:
         return redis.Redis(port=self.port, db=db, **options)  # type: ignore[arg-type]
@@ -66,3 +79,12 @@ class RedisServer:
     def remove(self) -> None:
         self.stop()
         shutil.rmtree(self.dir, ignore_errors=True)
+
+
+@pytest.fixture
+def private_redis() -> Iterator[RedisServer]:
+    """A Redis of the test's own, DEBUG enabled for the fault injections."""
+    server = RedisServer("--enable-debug-command", "local")
+    server.start()
+    yield server
+    server.remove()

@@ -13,8 +13,13 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TypeVar
 
 import urllib3
+
+from tests.support import suite_redis
+
+T = TypeVar("T")
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -25,16 +30,22 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-def wait_until(
-    condition: Callable[[], bool], timeout: float, what: str, step: float = 0.05
-) -> None:
-    """Poll ``condition`` until it holds; fail the test with ``what`` after ``timeout``."""
+def wait_until(condition: Callable[[], T], timeout: float, what: str, step: float = 0.05) -> T:
+    """Poll ``condition`` until it holds: its value; fail the test with ``what`` after
+    ``timeout``."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        if condition():
-            return
+        if result := condition():
+            return result
         time.sleep(step)
     raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+
+
+def isolated_env() -> dict[str, str]:
+    """A Redis channel and key prefix of a server's own: no other test, nor a benchmark on
+    Zou's channel, reaches its clients or its keys."""
+    name = f"zou-events-test-{secrets.token_hex(6)}"
+    return {"ZOU_EVENTS_CHANNEL": name, "ZOU_EVENTS_KEY_PREFIX": f"{name}:"}
 
 
 def http_get(url: str, timeout: float = 2.0) -> urllib3.BaseHTTPResponse | None:
@@ -51,6 +62,15 @@ class ServerHandle:
     process: subprocess.Popen[bytes]
     log_path: Path
     env: dict[str, str] = field(repr=False)
+
+    @property
+    def channel(self) -> str:
+        """The Redis channel it subscribes to: where a test publishes its events."""
+        return self.env["ZOU_EVENTS_CHANNEL"]
+
+    @property
+    def key_prefix(self) -> str:
+        return self.env["ZOU_EVENTS_KEY_PREFIX"]
 
     @property
     def url(self) -> str:
@@ -100,9 +120,10 @@ def start_server(
     timeout: float = 20.0,
     port: int | None = None,
 ) -> ServerHandle:
-    """``zou-events serve`` on a free loopback port against the local Redis.
+    """``zou-events serve`` on a free loopback port against the suite's Redis.
 
-    Defaults: a random SECRET_KEY, the Zou API check disabled, JSON logs to a file.
+    Defaults: a random SECRET_KEY, a Redis channel and key prefix of its own (isolated_env),
+    the Zou API check disabled, JSON logs to a file.
     """
     port = port or free_port()
     server_env = {
@@ -115,7 +136,8 @@ def start_server(
             "SECRET_KEY": secrets.token_hex(32),
             "EVENT_STREAM_HOST": "127.0.0.1",
             "EVENT_STREAM_PORT": str(port),
-            "KV_HOST": "127.0.0.1",
+            **suite_redis.server_env(),
+            **isolated_env(),
             "ZOU_EVENTS_ZOU_API_URL": "",
             "ZOU_EVENTS_LOG_LEVEL": "info",
         }

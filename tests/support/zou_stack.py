@@ -1,9 +1,10 @@
 """The real Zou API (1.0.97, from .venv-zou) on loopback, for the tests and the benchmarks.
 
 A ``ZouStack`` owns a fresh PostgreSQL database, a temporary directory, Zou's API under
-gunicorn (one gevent worker) and, on request, Zou's own event stream. It shares the local
-Redis with everything else, as a real deployment does: revoked tokens in DB 0, events on
-channel ``flask-socketio``. Only Zou's memoize cache (DB 1) gets a per-stack key prefix.
+gunicorn (one gevent worker) and, on request, Zou's own event stream. It shares the suite's
+Redis (suite_redis.py) with everything else, as a real deployment does: revoked tokens in
+DB 0, events on channel ``flask-socketio``. Only Zou's memoize cache (DB 1) gets a per-stack
+key prefix.
 
 Facts observed on Zou 1.0.97 (pinned by tests/compat/test_zou_stack.py):
 
@@ -50,10 +51,10 @@ from http.cookies import SimpleCookie
 from pathlib import Path
 from typing import Any
 
-import redis
 import socketio
 import urllib3
 
+from tests.support import suite_redis
 from tests.support.server import free_port, http_get, wait_until
 from tests.support.tokens import make_token
 
@@ -61,8 +62,8 @@ ROOT = Path(__file__).resolve().parents[2]
 ZOU_VENV = ROOT / ".venv-zou"
 SEED_SCRIPT = Path(__file__).with_name("zou_seed.py")
 PG = {"host": "127.0.0.1", "port": "5432", "user": "postgres"}
-REDIS_HOST, REDIS_PORT = "127.0.0.1", 6379
 MEMOIZE_DB = 1
+ZOU_CHANNEL = "flask-socketio"  # fixed in Zou: where its API publishes events
 # Zou sets the access cookie only for a browser User-Agent, as Kitsu's.
 BROWSER_USER_AGENT = (
     "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) "
@@ -253,8 +254,7 @@ class ZouStack:
                 "DB_POOL_SIZE": "5",
                 "DB_MAX_OVERFLOW": "10",
                 "SECRET_KEY": self.secret_key,
-                "KV_HOST": REDIS_HOST,
-                "KV_PORT": str(REDIS_PORT),
+                **suite_redis.server_env(),
                 "PREVIEW_FOLDER": str(self.workdir / "previews"),
                 "TMP_DIR": str(self.workdir / "tmp"),
                 "EVENT_STREAM_HOST": "127.0.0.1",
@@ -390,7 +390,7 @@ class ZouStack:
             client.disconnect()
 
     def _drop_cache_keys(self) -> None:
-        client = redis.Redis(host=REDIS_HOST, port=REDIS_PORT, db=MEMOIZE_DB)
+        client = suite_redis.client(MEMOIZE_DB)
         with client:
             keys = list(client.scan_iter(match=f"{self.cache_prefix}*", count=500))
             if keys:
