@@ -15,6 +15,8 @@ from collections import Counter
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
+AUTHENTICATED = "/auth/authenticated"  # who a token's person is
+
 
 def account(active: bool = True, preview_project_id: str | None = None) -> dict[str, Any]:
     """``GET /auth/authenticated``'s body for a person."""

@@ -15,16 +15,14 @@ from redis.retry import Retry
 
 from tests.support import suite_redis
 from tests.support.clock import Clock
-from tests.support.scripted_zou import ScriptedZou, account
+from tests.support.scripted_zou import AUTHENTICATED, ScriptedZou, account
 from tests.support.server import free_port
 from tests.support.tokens import make_token
-from zou_events import zou_api
 from zou_events.auth import AuthRefused, Identity
 from zou_events.authenticator import Authenticator
 from zou_events.zou_api import ZouApi, ZouUnavailable
 
 KEY = "k" * 64
-AUTHENTICATED = "/auth/authenticated"
 BOUND = 30.0  # the revocation sweep's interval
 CACHE_SECONDS = 300.0
 
@@ -43,19 +41,6 @@ def is_revoked_in(client: redis.Redis) -> Any:
 def down_store() -> redis.Redis:
     """A client of a Redis that is not there (no retries: the refusal is the answer)."""
     return redis.Redis(host="127.0.0.1", port=free_port(), retry=Retry(NoBackoff(), 0))
-
-
-@pytest.fixture
-def clock(monkeypatch: pytest.MonkeyPatch) -> Clock:
-    clock = Clock()
-    monkeypatch.setattr(zou_api, "time", clock)
-    return clock
-
-
-@pytest.fixture
-def zou(clock: Clock) -> Iterator[ScriptedZou]:
-    with ScriptedZou({AUTHENTICATED: (200, account())}) as scripted:
-        yield scripted
 
 
 def with_zou(zou: ScriptedZou, store: redis.Redis | None) -> Authenticator:
@@ -145,43 +130,43 @@ def test_a_preview_account_is_known_as_such(zou: ScriptedZou, store: redis.Redis
 
 
 def test_with_the_store_read_zous_cached_answer_is_trusted_while_zou_is_down(
-    zou: ScriptedZou, store: redis.Redis, clock: Clock
+    zou: ScriptedZou, store: redis.Redis, zou_clock: Clock
 ) -> None:
     authenticator = with_zou(zou, store)
     token = make_token(KEY)
     authenticator.authenticate(cookie(token), None)
     zou.answers[AUTHENTICATED] = (503, {"msg": "down"})
-    clock.advance(CACHE_SECONDS + 1)
+    zou_clock.advance(CACHE_SECONDS + 1)
     assert authenticator.authenticate(cookie(token), None).jti
     assert zou.asked(AUTHENTICATED) == 2  # Zou was asked: its old answer was the fallback
 
 
 def test_a_store_down_leaves_zou_to_judge_with_no_stale_answer(
-    zou: ScriptedZou, clock: Clock
+    zou: ScriptedZou, zou_clock: Clock
 ) -> None:
     api = ZouApi(zou.url, timeout=2.0, cache_seconds=CACHE_SECONDS)
     authenticator = Authenticator(KEY, is_revoked_in(down_store()), api, BOUND)
     token = make_token(KEY)
     assert authenticator.authenticate(cookie(token), None).jti
     zou.answers[AUTHENTICATED] = (503, {"msg": "down"})
-    clock.advance(CACHE_SECONDS + 1)
+    zou_clock.advance(CACHE_SECONDS + 1)
     assert refused(authenticator, cookie(token)) == "zou_unavailable"
 
 
 def test_a_bot_token_needs_an_answer_of_zou_no_older_than_the_revocation_bound(
-    zou: ScriptedZou, store: redis.Redis, clock: Clock
+    zou: ScriptedZou, store: redis.Redis, zou_clock: Clock
 ) -> None:
     authenticator = with_zou(zou, store)
     bot = {"HTTP_AUTHORIZATION": f"Bearer {make_token(KEY, identity_type='bot', exp=None)}"}
     authenticator.authenticate(bot, None)
-    clock.advance(BOUND - 1)
+    zou_clock.advance(BOUND - 1)
     authenticator.authenticate(bot, None)
     assert zou.asked(AUTHENTICATED) == 1
-    clock.advance(2)
+    zou_clock.advance(2)
     authenticator.authenticate(bot, None)
     assert zou.asked(AUTHENTICATED) == 2
     zou.answers[AUTHENTICATED] = (503, {"msg": "down"})
-    clock.advance(BOUND + 1)
+    zou_clock.advance(BOUND + 1)
     assert refused(authenticator, bot) == "zou_unavailable"  # no stale answer for a bot
 
 

@@ -4,12 +4,10 @@ authenticator and the room handlers, against a scripted stand-in for Zou's API
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import pytest
 
 from tests.support.clock import Clock
-from tests.support.scripted_zou import ScriptedZou, account
+from tests.support.scripted_zou import AUTHENTICATED, ScriptedZou, account
 from tests.support.server import free_port
 from zou_events import zou_api
 from zou_events.zou_api import (
@@ -22,44 +20,29 @@ from zou_events.zou_api import (
     ZouUnavailable,
 )
 
-AUTHENTICATED = "/auth/authenticated"
 CACHE_SECONDS = 60.0
 
 
 @pytest.fixture
-def clock(monkeypatch: pytest.MonkeyPatch) -> Clock:
-    """zou_api's clock only (the cache's ages, the breaker's cool-down)."""
-    clock = Clock()
-    monkeypatch.setattr(zou_api, "time", clock)
-    return clock
-
-
-@pytest.fixture
-def zou() -> Iterator[ScriptedZou]:
-    with ScriptedZou({AUTHENTICATED: (200, account())}) as scripted:
-        yield scripted
-
-
-@pytest.fixture
-def api(zou: ScriptedZou, clock: Clock) -> ZouApi:
+def api(zou: ScriptedZou, zou_clock: Clock) -> ZouApi:
     return ZouApi(zou.url, timeout=2.0, cache_seconds=CACHE_SECONDS)
 
 
 # --- the cache ---------------------------------------------------------------------------
 
 
-def test_cache_entries_expire_after_their_lifetime_or_a_shorter_max_age(clock: Clock) -> None:
+def test_cache_entries_expire_after_their_lifetime_or_a_shorter_max_age(zou_clock: Clock) -> None:
     cache: TtlCache[str] = TtlCache(ttl=10)
     cache.put("k", "v")
-    clock.advance(5)
+    zou_clock.advance(5)
     assert cache.get("k") == "v"
     assert cache.get("k", max_age=4) is None
-    clock.advance(5.1)
+    zou_clock.advance(5.1)
     assert cache.get("k") is None
     assert cache.get("k", max_age=11) == "v"  # stale answers stay readable on request
 
 
-def test_a_full_cache_drops_its_oldest_entry_first(clock: Clock) -> None:
+def test_a_full_cache_drops_its_oldest_entry_first(zou_clock: Clock) -> None:
     cache: TtlCache[int] = TtlCache(ttl=10, max_entries=2)
     cache.put("a", 1)
     cache.put("b", 2)
@@ -71,7 +54,7 @@ def test_a_full_cache_drops_its_oldest_entry_first(clock: Clock) -> None:
 # --- the circuit breaker -----------------------------------------------------------------
 
 
-def test_the_breaker_opens_after_consecutive_failures_only(clock: Clock) -> None:
+def test_the_breaker_opens_after_consecutive_failures_only(zou_clock: Clock) -> None:
     breaker = CircuitBreaker(threshold=3, cooldown=10)
     for _ in range(2):
         breaker.record(False)
@@ -83,18 +66,18 @@ def test_the_breaker_opens_after_consecutive_failures_only(clock: Clock) -> None
     assert not breaker.allow()
 
 
-def test_an_open_breaker_lets_one_trial_through_per_cooldown(clock: Clock) -> None:
+def test_an_open_breaker_lets_one_trial_through_per_cooldown(zou_clock: Clock) -> None:
     breaker = CircuitBreaker(threshold=1, cooldown=10)
     breaker.record(False)
-    clock.advance(9.9)
+    zou_clock.advance(9.9)
     assert not breaker.allow()
-    clock.advance(0.1)
+    zou_clock.advance(0.1)
     assert breaker.allow()  # the trial
     assert not breaker.allow()  # only one
     breaker.record(False)  # the trial failed: closed for another cool-down
-    clock.advance(9.9)
+    zou_clock.advance(9.9)
     assert not breaker.allow()
-    clock.advance(0.1)
+    zou_clock.advance(0.1)
     assert breaker.allow()
     breaker.record(True)  # the trial succeeded: closed
     assert all(breaker.allow() for _ in range(3))
@@ -114,10 +97,10 @@ def test_an_account_is_asked_with_the_users_token_then_cached(
 
 
 def test_an_answer_older_than_max_age_is_asked_again(
-    api: ZouApi, zou: ScriptedZou, clock: Clock
+    api: ZouApi, zou: ScriptedZou, zou_clock: Clock
 ) -> None:
     api.account("tok", "jti")
-    clock.advance(5)
+    zou_clock.advance(5)
     api.account("tok", "jti", max_age=10)
     assert zou.asked(AUTHENTICATED) == 1
     api.account("tok", "jti", max_age=4)
@@ -139,13 +122,13 @@ def test_an_answer_older_than_max_age_is_asked_again(
     ],
 )
 def test_zous_answer_is_read_field_by_field(
-    clock: Clock, answer: tuple[int, object], expected: Account | None
+    zou_clock: Clock, answer: tuple[int, object], expected: Account | None
 ) -> None:
     with ScriptedZou({AUTHENTICATED: answer}) as zou:
         assert ZouApi(zou.url, 2.0, CACHE_SECONDS).account("tok", "jti") == expected
 
 
-def test_a_token_zou_cannot_decode_is_told_apart(clock: Clock) -> None:
+def test_a_token_zou_cannot_decode_is_told_apart(zou_clock: Clock) -> None:
     """422: Zou's SECRET_KEY is not ours."""
     answer = (422, {"msg": "Signature verification failed"})
     with ScriptedZou({AUTHENTICATED: answer}) as zou, pytest.raises(ZouRejectedToken):
@@ -161,15 +144,15 @@ def test_recheck_always_asks_and_refreshes_the_cache(api: ZouApi, zou: ScriptedZ
 
 
 def test_while_zou_fails_a_known_account_is_trusted_for_a_while_only_when_allowed(
-    api: ZouApi, zou: ScriptedZou, clock: Clock
+    api: ZouApi, zou: ScriptedZou, zou_clock: Clock
 ) -> None:
     known = api.account("tok", "jti")
     zou.answers[AUTHENTICATED] = (502, {"msg": "bad gateway"})
-    clock.advance(CACHE_SECONDS + 1)  # past the cache's lifetime
+    zou_clock.advance(CACHE_SECONDS + 1)  # past the cache's lifetime
     assert api.account("tok", "jti") == known
     with pytest.raises(ZouUnavailable):
         api.account("tok", "jti", fallback_to_stale=False)
-    clock.advance(STALE_ACCOUNT_SECONDS)
+    zou_clock.advance(STALE_ACCOUNT_SECONDS)
     with pytest.raises(ZouUnavailable):
         api.account("tok", "jti")
     with pytest.raises(ZouUnavailable):
@@ -177,7 +160,7 @@ def test_while_zou_fails_a_known_account_is_trusted_for_a_while_only_when_allowe
 
 
 def test_after_repeated_failures_zou_is_not_asked_until_the_cooldown(
-    api: ZouApi, zou: ScriptedZou, clock: Clock
+    api: ZouApi, zou: ScriptedZou, zou_clock: Clock
 ) -> None:
     zou.answers[AUTHENTICATED] = (500, {"msg": "error"})
     for attempt in range(zou_api._BREAKER_THRESHOLD):
@@ -190,12 +173,12 @@ def test_after_repeated_failures_zou_is_not_asked_until_the_cooldown(
         api.can_read_playlist("tok", "another", "playlist")
     assert zou.asked("/") == asked  # nothing reached Zou
     zou.answers[AUTHENTICATED] = (200, account())
-    clock.advance(zou_api._BREAKER_COOLDOWN)
+    zou_clock.advance(zou_api._BREAKER_COOLDOWN)
     assert api.account("tok", "another") is not None  # the trial, which closes the circuit
     assert api.account("tok", "yet-another") is not None
 
 
-def test_zou_unreachable_is_unavailable(clock: Clock) -> None:
+def test_zou_unreachable_is_unavailable(zou_clock: Clock) -> None:
     api = ZouApi(f"http://127.0.0.1:{free_port()}", 2.0, CACHE_SECONDS)
     with pytest.raises(ZouUnavailable):
         api.account("tok", "jti")
