@@ -5,6 +5,8 @@ deployment tools, connection local) into temporary directories laid out like the
   marked blocks, and Debian's Prometheus (2.42, without scrape_config_files) loads it, scrapes a
   running instance labelled by host name and port, and evaluates the retargeted rules.
 - Directories that exist keep their owner and mode; a second run changes nothing.
+- Prometheus's and Grafana's files go to the inventory host running them (here "monitoring",
+  another name for this machine), not to the zou-events host.
 - Grafana: no Grafana server can be installed here (Debian has no package), so the rendered
   provisioning file is loaded the way Grafana's file provider reads it (below): with the
   dashboards directory renamed, the dashboard is still found.
@@ -64,11 +66,17 @@ class Wiring:
     provisioning_dir: Path
     dashboards_dir: Path
     instance: ServerHandle
-    recaps: list[dict[str, int]]
+    runs: list[Run]
 
 
-def run_role(work: Path, extra: dict[str, Any]) -> dict[str, int]:
-    """One ansible-playbook run; the recap of localhost (ok, changed, failed, ...)."""
+@dataclass(frozen=True)
+class Run:
+    recap: dict[str, int]  # of the zou-events host: ok, changed, failed, ...
+    output: str
+
+
+def run_role(work: Path, extra: dict[str, Any]) -> Run:
+    """One ansible-playbook run of the play on localhost, with "monitoring" in the inventory."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("ANSIBLE_")}
     env.update(
         {
@@ -81,7 +89,7 @@ def run_role(work: Path, extra: dict[str, Any]) -> dict[str, int]:
         [
             str(deploy_tool("ansible-playbook")),
             "-i",
-            "localhost,",
+            str(work / "inventory.ini"),
             str(work / "playbook.yml"),
             "-e",
             json.dumps(extra),
@@ -96,7 +104,8 @@ def run_role(work: Path, extra: dict[str, Any]) -> dict[str, int]:
     assert result.returncode == 0, result.stdout + result.stderr
     recap = re.search(r"^localhost\s*:(.*)$", result.stdout, re.MULTILINE)
     assert recap, result.stdout
-    return {key: int(value) for key, value in re.findall(r"(\w+)=(\d+)", recap.group(1))}
+    counts = {key: int(value) for key, value in re.findall(r"(\w+)=(\d+)", recap.group(1))}
+    return Run(counts, result.stdout)
 
 
 @pytest.fixture(scope="module")
@@ -105,6 +114,9 @@ def wiring(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Wiring]:
         pytest.skip("Debian's prometheus package missing: run scripts/setup.d/70-observability.sh")
     work = tmp_path_factory.mktemp("role-wiring")
     (work / "playbook.yml").write_text(PLAYBOOK)
+    (work / "inventory.ini").write_text(
+        "localhost ansible_connection=local\nmonitoring ansible_connection=local\n"
+    )
     prometheus_dir = work / "etc-prometheus"
     prometheus_dir.mkdir()
     # The owner's file, its intervals shortened so the test need not wait 15 s per scrape.
@@ -124,6 +136,8 @@ def wiring(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Wiring]:
             "zou_events_base_port": instance.port,
             "zou_events_instances": 1,
             "zou_events_manage_service": False,
+            "zou_events_prometheus_host": "monitoring",
+            "zou_events_grafana_host": "monitoring",
             "zou_events_prometheus_config_dir": str(prometheus_dir),
             "zou_events_prometheus_job": JOB,
             "zou_events_prometheus_instance_host": HOST,
@@ -135,14 +149,28 @@ def wiring(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Wiring]:
             "zou_events_grafana_datasource_url": "http://prometheus.example.com:9090",
             "zou_events_grafana_service": "",
         }
-        recaps = [run_role(work, extra), run_role(work, extra)]
-        yield Wiring(prometheus_dir, provisioning_dir, dashboards_dir, instance, recaps)
+        runs = [run_role(work, extra), run_role(work, extra)]
+        yield Wiring(prometheus_dir, provisioning_dir, dashboards_dir, instance, runs)
 
 
 def test_a_second_run_changes_nothing(wiring: Wiring) -> None:
-    first, second = wiring.recaps
-    assert first["changed"] > 0 and first["failed"] == 0
-    assert second["changed"] == 0, second
+    first, second = wiring.runs
+    assert first.recap["changed"] > 0 and first.recap["failed"] == 0
+    assert second.recap["changed"] == 0, second.output
+
+
+def test_files_go_to_the_monitoring_host(wiring: Wiring) -> None:
+    """Every task writing Prometheus's or Grafana's files runs on the host given for them."""
+    output = wiring.runs[0].output
+    for task in (
+        "Write this host's Prometheus targets",
+        "Install the alert and recording rules",
+        "Write the zou-events block in prometheus.yml under scrape_configs",
+        "Install the dashboards",
+        "Write the dashboards provisioning file",
+    ):
+        section = output.split(f"{task}]", 1)[1].split("TASK [", 1)[0]
+        assert "[localhost -> monitoring]" in section, (task, section)
 
 
 def test_prometheus_yml_gains_the_job_and_rules_and_keeps_the_rest(wiring: Wiring) -> None:
