@@ -6,8 +6,9 @@ The JSON is committed; regenerate it after editing this file (dev extra installe
     python grafana/build_dashboard.py          # rewrite the JSON
     python grafana/build_dashboard.py --check  # exit 1 when the committed JSON is stale
 
-Every query filters on the `job` and `instance` variables and goes through the `datasource`
-variable, so the file provisions as is (no `__inputs`, which only the import wizard resolves).
+Every query filters on the `job`, `host` and `instance` variables and goes through the
+`datasource` variable, so the file provisions as is (no `__inputs`, which only the import wizard
+resolves). The latency panels read the recording rules of files/prometheus/rules.yml.
 """
 
 from __future__ import annotations
@@ -27,12 +28,14 @@ from grafana_foundation_sdk.builders import (
     prometheus,
     stat,
     statetimeline,
+    table,
     timeseries,
 )
 from grafana_foundation_sdk.cog.builder import Builder
 from grafana_foundation_sdk.cog.encoder import JSONEncoder
 from grafana_foundation_sdk.models import common as common_models
 from grafana_foundation_sdk.models import dashboard as models
+from grafana_foundation_sdk.models import prometheus as prometheus_models
 
 from zou_events.metrics import ROOM_SIZE_BUCKETS
 
@@ -40,7 +43,7 @@ ROOT = Path(__file__).resolve().parents[1]
 OUTPUT = ROOT / "ansible" / "roles" / "zou_events" / "files" / "dashboards" / "zou-events.json"
 UID = "zou-events"
 DATASOURCE = models.DataSourceRef(type_val="prometheus", uid="${datasource}")
-SELECTOR = 'job=~"$job", instance=~"$instance"'
+SELECTOR = 'job=~"$job", host=~"$host", instance=~"$instance"'
 ZOU_API_FAILURES = 'outcome=~"error|timeout|circuit_open"'
 
 
@@ -54,14 +57,62 @@ def rate(metric: str, *matchers: str) -> str:
 
 
 def quantile(q: float, histogram: str, by: str = "") -> str:
+    """From the per-instance bucket rates recorded every evaluation (files/prometheus/rules.yml):
+    a dashboard refresh reads one series per bucket and instance instead of raw buckets."""
     labels = f"{by}, le" if by else "le"
-    return f"histogram_quantile({q}, sum by ({labels}) ({rate(histogram + '_bucket')}))"
+    level = "instance_endpoint_le" if "endpoint" in by else "instance_le"
+    recorded = series(f"{level}:{histogram}_bucket:rate5m")
+    return f"histogram_quantile({q}, sum by ({labels}) ({recorded}))"
+
+
+class PrometheusAnnotation(models.AnnotationQuery):
+    """An annotation query with the Prometheus datasource's own fields, which the SDK's
+    generic model lacks: each series point becomes an event titled and tagged from labels."""
+
+    def __init__(self, name: str, color: str, expr: str, title: str, text: str) -> None:
+        super().__init__(name=name, datasource=DATASOURCE, enable=True, icon_color=color, expr=expr)
+        self.title_format = title
+        self.text_format = text
+
+    def to_json(self) -> dict[str, object]:
+        return {
+            **super().to_json(),
+            "step": "1m",
+            "titleFormat": self.title_format,
+            "textFormat": self.text_format,
+            "tagKeys": "host,instance",
+            "useValueForTime": False,
+        }
+
+
+def annotations() -> list[PrometheusAnnotation]:
+    """Restarts (a new process start time) and deploys (a version an instance did not run
+    5 minutes earlier), drawn on every panel."""
+    by = "by (job, host, instance, version)"
+    return [
+        PrometheusAnnotation(
+            "Restarts",
+            "orange",
+            f"changes({series('process_start_time_seconds')}[2m]) > 0",
+            "Restart",
+            "{{instance}} restarted",
+        ),
+        PrometheusAnnotation(
+            "Deploys",
+            "purple",
+            f"count {by} ({series('zou_events_build_info')})"
+            f" unless count {by} ({series('zou_events_build_info')} offset 5m)",
+            "Deploy",
+            "{{instance}} runs {{version}}",
+        ),
+    ]
 
 
 @dataclass(frozen=True)
 class Query:
     expr: str
     legend: str
+    table: bool = False  # an instant query in table format, one row per series
 
 
 Panel = Builder[models.Panel]
@@ -71,13 +122,16 @@ P = TypeVar("P", bound=Panel)
 def with_queries(panel: P, title: str, description: str, queries: list[Query]) -> P:
     panel.title(title).description(description).datasource(DATASOURCE)
     for index, query in enumerate(queries):
-        panel.with_target(
+        target = (
             prometheus.Dataquery()
             .expr(query.expr)
             .legend_format(query.legend)
             .ref_id(ascii_uppercase[index])
             .datasource(DATASOURCE)
         )
+        if query.table:
+            target.instant().format(prometheus_models.PromQueryFormat.TABLE)
+        panel.with_target(target)
     return panel
 
 
@@ -358,11 +412,91 @@ def delivery() -> list[Panel]:
             Query(f"sum({rate('zou_events_client_packets_dropped_total')})", "client packets"),
             width=8,
         ),
+        graph(
+            "Connection recovery /s",
+            "Browsers that reconnected and asked for their session back, by outcome "
+            "(recovered: missed events replayed; expired: away longer than the window or the "
+            "buffer holds; unknown_pid; refused: bad token or another person's session), and "
+            "the events replayed to them. Expect a burst at each deploy (the drain).",
+            "ops",
+            Query(f"sum by (outcome) ({rate('zou_events_recoveries_total')})", "{{outcome}}"),
+            Query(f"sum({rate('zou_events_recovery_replayed_events_total')})", "events replayed"),
+            width=8,
+        ),
+        with_limit_lines(
+            graph(
+                "Replay buffer age",
+                "Age of the oldest broadcast kept for replay, per instance: below the window "
+                "(dashed) under load, the buffer's bounds in messages or bytes are what limit "
+                "recovery.",
+                "s",
+                Query(series("zou_events_recovery_buffer_age_seconds"), "{{instance}}"),
+                Query(
+                    series("zou_events_limit", 'limit="recovery_window_seconds"'),
+                    "{{instance}} window limit",
+                ),
+                width=8,
+            )
+        ),
+        graph(
+            "Replay buffer size",
+            "Broadcasts kept for replay per instance, in messages and in bytes as read from "
+            "Redis (the worker holds about 3.5 times as much).",
+            "short",
+            Query(series("zou_events_recovery_buffer_messages"), "messages {{instance}}"),
+            Query(series("zou_events_recovery_buffer_bytes"), "bytes {{instance}}"),
+            width=8,
+        ),
     ]
+
+
+def live_reviews() -> table.Panel:
+    """One row per open review room, from the reporting instance's per-room series (capped by
+    ZOU_EVENTS_METRICS_ROOMS_MAX); `max by` hides a reporter change-over's duplicate."""
+    named = (
+        f"{series('zou_events_review_room_people')} * on (job, instance, room)"
+        f" group_left (project, playlist) {series('zou_events_review_room_info')}"
+    )
+    opened = series("zou_events_review_room_opened_timestamp_seconds")
+    columns = {"project": "Production", "playlist": "Playlist", "room": "Room id"}
+    values = {"Value #A": "People", "Value #B": "Sockets", "Value #C": "Open for"}
+    panel = (
+        table.Panel()
+        .span(24)
+        .height(8)
+        .no_value("No review room open")
+        .with_transformation(models.DataTransformerConfig(id_val="merge", options={}))
+        .with_transformation(
+            models.DataTransformerConfig(
+                id_val="organize",
+                options={
+                    "excludeByName": {"Time": True},
+                    "indexByName": {name: i for i, name in enumerate([*columns, *values])},
+                    "renameByName": {**columns, **values},
+                },
+            )
+        )
+        .override_by_name("Open for", [models.DynamicConfigValue("unit", "s")])
+        .sort_by([common.TableSortByFieldState().display_name("People").desc(True)])
+    )
+    return with_queries(
+        panel,
+        "Live reviews",
+        "Each open review room: production and playlist (from Zou's API, known once someone "
+        "entered the room), people, sockets that joined it and how long it has been open. At "
+        "most ZOU_EVENTS_METRICS_ROOMS_MAX rooms (the most attended); compare with Open review "
+        "rooms.",
+        [
+            Query(f"max by (room, project, playlist) ({named})", "{{room}}", table=True),
+            Query(f"max by (room) ({series('zou_events_review_room_sockets')})", "{{room}}", True),
+            Query(f"time() - max by (room) ({opened})", "{{room}}", table=True),
+        ],
+    )
 
 
 def review_sessions() -> list[Panel]:
     return [
+        live_reviews(),
         graph(
             "Review rooms, people and sockets",
             "Open rooms and people in them across the cluster; sockets that joined a room on the "
@@ -536,14 +670,23 @@ def build() -> models.Dashboard:
             dashboard.DatasourceVariable("datasource").label("Data source").type("prometheus")
         )
         .with_variable(label_variable("job", "label_values(zou_events_build_info, job)", "Job"))
+        # Targets without a host label (a hand-written scrape job) have no host to list: its
+        # "All" matches any value, the job and instance variables still restrict the series.
+        .with_variable(
+            label_variable(
+                "host", 'label_values(zou_events_build_info{job=~"$job"}, host)', "Host"
+            ).all_value(".*")
+        )
         .with_variable(
             label_variable(
                 "instance",
-                'label_values(zou_events_build_info{job=~"$job"}, instance)',
+                'label_values(zou_events_build_info{job=~"$job", host=~"$host"}, instance)',
                 "Instance",
             )
         )
     )
+    for annotation in annotations():
+        board.annotation(Built(annotation))
     # The first rows answer "is it healthy", the collapsed ones help explain why not.
     rows: list[tuple[str, bool, list[Panel]]] = [
         ("Overview", False, overview()),
@@ -566,6 +709,16 @@ def build() -> models.Dashboard:
     model = board.build()
     number_panels(model)
     return model
+
+
+@dataclass(frozen=True)
+class Built(Builder[models.AnnotationQuery]):
+    """An already built model, for the builders' methods that take a builder."""
+
+    model: models.AnnotationQuery
+
+    def build(self) -> models.AnnotationQuery:
+        return self.model
 
 
 def label_variable(name: str, query: str, label: str) -> dashboard.QueryVariable:

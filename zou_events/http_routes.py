@@ -1,6 +1,7 @@
 """Plain HTTP on the Socket.IO port: /, /stats, /health, /ready, /metrics.
 
-nginx forwards only /socket.io, so these stay private to the host and its monitoring.
+nginx forwards only /socket.io, so these stay private to the host and its monitoring. With a
+metrics listener (metrics_listener.py), /metrics moves there, /health and /ready answer on both.
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ _STATUS = {
 }
 
 
-def _json(start_response: StartResponse, status: int, body: Any) -> Iterable[bytes]:
+def json_response(start_response: StartResponse, status: int, body: Any) -> Iterable[bytes]:
     payload = json.dumps(body, separators=(",", ":")).encode()
     start_response(
         _STATUS[status],
@@ -66,10 +67,10 @@ class HttpRoutes:
         method = environ.get("REQUEST_METHOD", "GET")
         if path == "/metrics" or path in self._views:
             if method not in ("GET", "HEAD"):
-                return _json(start_response, 405, {"error": "method not allowed"})
+                return json_response(start_response, 405, {"error": "method not allowed"})
             if path == "/metrics":
                 self._before_scrape()
                 return self._metrics_app(environ, start_response)
             status, body = self._views[path]()
-            return _json(start_response, status, body)
-        return _json(start_response, 404, {"error": "not found"})
+            return json_response(start_response, status, body)
+        return json_response(start_response, 404, {"error": "not found"})

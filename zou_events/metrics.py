@@ -11,9 +11,10 @@ import platform
 
 import engineio
 import socketio
-from prometheus_client import Counter, Gauge, Histogram, Info
+from prometheus_client import REGISTRY, Counter, Gauge, Histogram, Info
 
 from zou_events import __version__
+from zou_events.live_rooms import LiveRoomsCollector
 from zou_events.transport.inbound import CUT_REASONS
 
 NAMESPACES = ("/", "/events")
@@ -240,6 +241,8 @@ limits = Gauge(
     "Configured limits of this instance (sockets, sessions/s, queue sizes, room event rates)",
     ["limit"],
 )
+review_rooms = LiveRoomsCollector()  # the open rooms, one set of series each (capped)
+REGISTRY.register(review_rooms)
 ready = Gauge("zou_events_ready", "1 when the instance reports ready on /ready")
 draining = Gauge("zou_events_draining", "1 while the instance drains its sockets on shutdown")
 recoveries = Counter(

@@ -43,6 +43,25 @@ class Account:
     is_bot: bool
 
 
+@dataclass(frozen=True)
+class RoomNames:
+    """What a supervisor calls a review room: its playlist and its production."""
+
+    playlist: str
+    project: str
+
+
+MAX_NAME_CHARS = 100  # names become metric labels: bounded
+
+
+def clean_name(value: object) -> str | None:
+    """A name from Zou's JSON, printable and at most MAX_NAME_CHARS long; None otherwise."""
+    if not isinstance(value, str):
+        return None
+    printable = "".join(char for char in value if char.isprintable()).strip()
+    return printable[:MAX_NAME_CHARS] or None
+
+
 class TtlCache(Generic[V]):
     """A bounded cache whose entries expire; the oldest entries go first when full."""
 
@@ -59,6 +78,9 @@ class TtlCache(Generic[V]):
         if time.monotonic() - stored_at > (self.ttl if max_age is None else max_age):
             return None
         return value
+
+    def forget(self, key: Any) -> None:
+        self._entries.pop(key, None)
 
     def put(self, key: Any, value: V) -> None:
         self._entries[key] = (time.monotonic(), value)
@@ -107,6 +129,7 @@ class ZouApi:
         self._breaker = CircuitBreaker()
         self._accounts: TtlCache[Account | None] = TtlCache(cache_seconds)
         self._playlists: TtlCache[bool] = TtlCache(cache_seconds)
+        self._project_names: TtlCache[str] = TtlCache(cache_seconds, max_entries=1000)
 
     def account(
         self,
@@ -156,6 +179,26 @@ class ZouApi:
         allowed = status == 200
         self._playlists.put((jti, playlist_id), allowed)
         return allowed
+
+    def room_names(self, token: str, playlist_id: str) -> RoomNames | None:
+        """The names of a review room, asked with the token of someone Zou let in (the
+        production's name is cached: many playlists share it). None when Zou will not say."""
+        path = f"/data/playlists/{quote(playlist_id, safe='')}"
+        status, playlist = self._get("names", path, token)
+        if status != 200 or not isinstance(playlist, dict):
+            return None
+        name, project_id = clean_name(playlist.get("name")), playlist.get("project_id")
+        if name is None or not isinstance(project_id, str):
+            return None
+        project = self._project_names.get(project_id)
+        if project is None:
+            path = f"/data/projects/{quote(project_id, safe='')}"
+            status, body = self._get("names", path, token)
+            project = clean_name(body.get("name")) if isinstance(body, dict) else None
+            if status != 200 or project is None:
+                return None
+            self._project_names.put(project_id, project)
+        return RoomNames(playlist=name, project=project)
 
     def _get(self, endpoint: str, path: str, token: str) -> tuple[int, Any]:
         """(status, JSON body) for 2xx/4xx answers; ZouUnavailable for anything else."""

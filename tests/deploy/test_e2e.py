@@ -544,3 +544,36 @@ def test_a_socket_activated_start_also_returns_once_ready(
 ) -> None:
     assert deployment.container.unit_property(deployment.unit(PORTS[0]), "TriggeredBy")
     assert_start_waits_for_redis(deployment, PORTS[0])
+
+
+def test_journald_files_each_log_line_at_its_level(
+    deployment: Deployment, converged: PlaybookRun
+) -> None:
+    """The real journald reads the `<priority>` each JSON line starts with: an instance's
+    lines are filed at their level, and `journalctl -p err` finds a failed start's
+    configuration error (a JSON line too), which `-o cat` prints as plain JSON."""
+    box = deployment.container
+    priorities = {"debug": "7", "info": "6", "warning": "4", "error": "3", "critical": "2"}
+    unit = f"zou-events-probe-{secrets.token_hex(4)}"
+    box.run(
+        *("systemd-run", f"--unit={unit}", "--wait", "--quiet", "-p", "User=zou-events"),
+        *("-E", f"SECRET_KEY={SECRET_KEY}", "-E", "EVENT_STREAM_PORT=not-a-port"),
+        *("/opt/zou-events/venv/bin/zou-events", "serve"),
+        check=False,  # exits 2
+    )
+
+    def errors() -> list[dict[str, Any]]:
+        cat = box.run("journalctl", "--no-pager", "-o", "cat", "-p", "err", "-u", unit).stdout
+        return [json.loads(line) for line in cat.splitlines() if line.startswith("{")]
+
+    (error,) = wait_until(errors, 10, "the configuration error in the journal", 0.2)
+    assert error["event"] == "configuration error" and "EVENT_STREAM_PORT" in error["error"]
+    entries = box.run(
+        *("journalctl", "--no-pager", "-o", "json", "-u", deployment.unit(PORTS[0]))
+    ).stdout.splitlines()
+    filed = [
+        (entry["PRIORITY"], json.loads(entry["MESSAGE"])["level"])
+        for entry in map(json.loads, entries)
+        if isinstance(entry.get("MESSAGE"), str) and entry["MESSAGE"].startswith("{")
+    ]
+    assert filed and all(priority == priorities[level] for priority, level in filed), filed

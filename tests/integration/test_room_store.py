@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import itertools
 import threading
+import time
 import uuid
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -259,6 +260,24 @@ def test_stats_count_rooms_people_sockets_and_sizes(store: RoomStore) -> None:
     )
 
 
+def test_rooms_list_each_room_with_its_counts_and_opening_time(store: RoomStore) -> None:
+    before = time.time()
+    store.open("r0", "o1", "i1")
+    store.join("r1", "s1", "i1", A, {})
+    store.join("r1", "s2", "i1", B, {})
+    store.open("r1", "s2", "i1")
+    after = time.time()
+    rooms = {room.room_id: room for room in store.rooms()}
+    assert {r: (o.people, o.sockets, o.openers) for r, o in rooms.items()} == {
+        "r0": (0, 0, 1),
+        "r1": (2, 2, 1),
+    }
+    for room in rooms.values():  # Redis's clock, in whole seconds
+        assert room.opened_at is not None and int(before) <= room.opened_at <= after
+    store.disconnect("o1")  # its last opener gone, the room is gone
+    assert [room.room_id for room in store.rooms()] == ["r1"]
+
+
 def test_hostile_payloads_are_stored_as_defaults(store: RoomStore) -> None:
     huge = "x" * 1_000_000
     junk = {name: {"nested": [huge]} for name in rules.empty_room()}
@@ -312,6 +331,7 @@ def test_key_layout(client: redis.Redis, prefix: str) -> None:
         f"room:{P}:people",
         f"room:{P}:sockets",
         f"room:{P}:openers",
+        f"room:{P}:opened",
         "socket:s1",
         "instance:i1:sockets",
     }

@@ -14,8 +14,10 @@ from tests.observability.promql import (
     DOC,
     SYNTHETIC,
     alert_rules,
+    annotation_queries,
     dashboard_queries,
     metric_names,
+    recording_rules,
 )
 
 # Sample names of each family type in the text format (a labelled family exposes no sample
@@ -41,8 +43,9 @@ def families() -> dict[str, set[str]]:
 def used_names() -> dict[str, set[str]]:
     """Metric name -> where it is used."""
     uses: dict[str, set[str]] = {}
-    sources = [(f"panel {q.panel!r}", q.expr) for q in dashboard_queries()]
+    sources = [(f"panel {q.panel!r}", q.expr) for q in dashboard_queries() + annotation_queries()]
     sources += [(f"alert {rule['alert']}", rule["expr"]) for rule in alert_rules()]
+    sources += [(f"rule {rule['record']}", rule["expr"]) for rule in recording_rules()]
     for where, expr in sources:
         for name in metric_names(expr):
             uses.setdefault(name, set()).add(where)
@@ -62,7 +65,8 @@ def listed(names: set[str], patterns: set[str]) -> bool:
 
 
 def test_every_used_metric_is_exported(families: dict[str, set[str]]) -> None:
-    exported = set().union(*families.values()) | SYNTHETIC
+    recorded = {rule["record"] for rule in recording_rules()}
+    exported = set().union(*families.values()) | SYNTHETIC | recorded
     unknown = {name: sorted(where) for name, where in used_names().items() if name not in exported}
     assert not unknown
 

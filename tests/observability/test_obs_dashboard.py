@@ -13,10 +13,12 @@ import yaml
 from tests.observability.promql import (
     DASHBOARD,
     ROOT,
+    annotation_queries,
     dashboard_queries,
     load_dashboard,
     metric_names,
     promtool,
+    recording_rules,
     selectors,
     substitute,
     walk_panels,
@@ -31,7 +33,7 @@ ROWS = [
     "Process",
 ]
 DATASOURCE = {"type": "prometheus", "uid": "${datasource}"}
-FILTERS = ('job=~"$job"', 'instance=~"$instance"')
+FILTERS = ('job=~"$job"', 'host=~"$host"', 'instance=~"$instance"')
 
 
 def visible_panels() -> list[dict[str, Any]]:
@@ -59,21 +61,42 @@ def test_dashboard_provisions_as_is() -> None:
     assert "${DS_" not in DASHBOARD.read_text()
 
 
-def test_variables_datasource_job_instance() -> None:
+def test_variables_datasource_job_host_instance() -> None:
     variables = {v["name"]: v for v in load_dashboard()["templating"]["list"]}
-    assert list(variables) == ["datasource", "job", "instance"]
+    assert list(variables) == ["datasource", "job", "host", "instance"]
     assert variables["datasource"]["type"] == "datasource"
     assert variables["datasource"]["query"] == "prometheus"
-    for name in ("job", "instance"):
+    for name in ("job", "host", "instance"):
         variable = variables[name]
         assert variable["type"] == "query"
         assert variable["datasource"] == DATASOURCE
         assert variable["query"].startswith("label_values(zou_events_build_info")
         assert variable["query"].endswith(f", {name})")
         assert variable["includeAll"] and variable["multi"]
-        # "All" must expand to the listed values, not match every job scraped by Prometheus.
-        assert "allValue" not in variable
-    assert 'job=~"$job"' in variables["instance"]["query"]
+    # "All" must expand to the listed values, not match every job scraped by Prometheus; a
+    # host "All" matches targets without a host label too, job and instance still restrict.
+    assert "allValue" not in variables["job"] and "allValue" not in variables["instance"]
+    assert variables["host"]["allValue"] == ".*"
+    assert 'job=~"$job"' in variables["host"]["query"]
+    assert 'job=~"$job", host=~"$host"' in variables["instance"]["query"]
+
+
+def test_annotations_mark_restarts_and_deploys() -> None:
+    annotations = {a["name"]: a for a in load_dashboard()["annotations"]["list"]}
+    assert set(annotations) == {"Restarts", "Deploys"}
+    for annotation in annotations.values():
+        assert annotation["datasource"] == DATASOURCE and annotation["enable"]
+        assert annotation["titleFormat"] and annotation["textFormat"]
+    assert "process_start_time_seconds" in annotations["Restarts"]["expr"]
+    assert "{{version}}" in annotations["Deploys"]["textFormat"]
+
+
+def test_latency_panels_read_the_recording_rules() -> None:
+    recorded = {rule["record"] for rule in recording_rules()}
+    used = {n for q in dashboard_queries() for n in metric_names(q.expr) if ":" in n}
+    assert used == recorded  # every recorded series is drawn, none is missing
+    for query in dashboard_queries():
+        assert "_bucket{" not in query.expr, query  # no quantile over raw buckets
 
 
 def test_rows_in_order_each_with_panels() -> None:
@@ -107,8 +130,8 @@ def test_every_panel_is_titled_described_and_uses_the_datasource_variable() -> N
         assert grid["w"] > 0 and grid["x"] + grid["w"] <= 24, panel["title"]
 
 
-def test_every_selector_filters_on_job_and_instance() -> None:
-    for query in dashboard_queries():
+def test_every_selector_filters_on_job_host_and_instance() -> None:
+    for query in dashboard_queries() + annotation_queries():
         found = selectors(query.expr)
         assert found, query
         assert len(found) == len(re.findall(r"\{", query.expr)), query  # no bare metric name
@@ -119,11 +142,11 @@ def test_every_selector_filters_on_job_and_instance() -> None:
 
 def test_every_expression_parses(tmp_path: Path) -> None:
     """promtool is the only PromQL parser here: each expression becomes a recording rule."""
-    queries = dashboard_queries()
+    queries = dashboard_queries() + annotation_queries()
     rules = [
         {
             "record": f"dashboard:panel_{index}",
-            "expr": substitute(query.expr, {"job": ".*", "instance": ".*"}),
+            "expr": substitute(query.expr, {"job": ".*", "host": ".*", "instance": ".*"}),
         }
         for index, query in enumerate(queries)
     ]

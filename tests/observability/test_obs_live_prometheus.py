@@ -5,71 +5,42 @@ and the alert rules load and evaluate."""
 from __future__ import annotations
 
 import math
-import os
 import queue
 import re
-import shutil
-import signal
-import subprocess
-import uuid
 from collections.abc import Iterator
-from dataclasses import dataclass
 from typing import Any
 
 import pytest
 import socketio
-import urllib3
-import yaml
 
 from tests.conftest import ZouPublisher
+from tests.observability.prometheus_server import Prometheus, Sample, running_prometheus
 from tests.observability.promql import (
     ALERT_JOB,
     ALERTS,
+    RECORDING_RULES,
     alert_rules,
+    annotation_queries,
     dashboard_queries,
     selectors,
     substitute,
 )
-from tests.support.server import ServerHandle, free_port, start_server, wait_until
+from tests.support.server import (
+    ServerHandle,
+    isolated_env,
+    start_server,
+    wait_until,
+)
 from tests.support.tokens import make_token
 from zou_events import __version__
-
-Sample = dict[str, Any]
-
-
-@dataclass(frozen=True)
-class Prometheus:
-    url: str
-
-    def api(self, path: str, **fields: str) -> Any:
-        response = urllib3.request(
-            "GET", f"{self.url}/api/v1/{path}", fields=fields, timeout=5, retries=False
-        )
-        body = response.json()
-        assert body["status"] == "success", body
-        return body["data"]
-
-    def query(self, expr: str) -> list[Sample]:
-        data = self.api("query", query=expr)
-        assert data["resultType"] == "vector", (expr, data)
-        return data["result"]
-
-    def answers(self) -> bool:
-        try:
-            response = urllib3.request("GET", f"{self.url}/-/ready", timeout=1, retries=False)
-        except urllib3.exceptions.HTTPError:
-            return False
-        return response.status == 200
 
 
 @pytest.fixture(scope="module")
 def instances() -> Iterator[list[ServerHandle]]:
-    """Two instances forming a cluster of their own: a key prefix no other test run shares, so
-    one of them is the reporter of the cluster-wide gauges (refreshed every heartbeat)."""
-    env = {
-        "ZOU_EVENTS_KEY_PREFIX": f"zou-events-obs-{uuid.uuid4().hex[:8]}:",
-        "ZOU_EVENTS_HEARTBEAT_SECONDS": "1",
-    }
+    """Two instances forming a cluster of their own: a channel and key prefix no other test
+    run shares, so one of them is the reporter of the cluster-wide gauges (refreshed every
+    heartbeat)."""
+    env = {**isolated_env(), "ZOU_EVENTS_HEARTBEAT_SECONDS": "1"}
     with start_server(env) as first, start_server(env) as second:
         yield [first, second]
 
@@ -78,59 +49,16 @@ def instances() -> Iterator[list[ServerHandle]]:
 def prometheus(
     instances: list[ServerHandle], tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[Prometheus]:
-    binary = shutil.which("prometheus")
-    if binary is None:
-        pytest.skip("prometheus missing: run scripts/setup.d/70-observability.sh")
+    targets = [f"127.0.0.1:{s.port}" for s in instances]
     directory = tmp_path_factory.mktemp("prometheus")
-    config = {
-        "global": {"scrape_interval": "1s", "evaluation_interval": "1s"},
-        "rule_files": [str(ALERTS)],
-        "scrape_configs": [
-            {
-                "job_name": ALERT_JOB,
-                "metrics_path": "/metrics",
-                "static_configs": [{"targets": [f"127.0.0.1:{s.port}" for s in instances]}],
-            }
-        ],
-    }
-    (directory / "prometheus.yml").write_text(yaml.safe_dump(config))
-    port = free_port()
-    with (directory / "prometheus.log").open("w") as log:
-        process = subprocess.Popen(
-            [
-                binary,
-                f"--config.file={directory / 'prometheus.yml'}",
-                f"--storage.tsdb.path={directory / 'data'}",
-                f"--web.listen-address=127.0.0.1:{port}",
-            ],
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL,
-            start_new_session=True,
-        )
-    server = Prometheus(f"http://127.0.0.1:{port}")
-    try:
-        wait_until(lambda: process.poll() is not None or server.answers(), 20, "prometheus")
-        assert process.poll() is None, (directory / "prometheus.log").read_text()
-        wait_until(
-            lambda: len(server.query(f'up{{job="{ALERT_JOB}"}} == 1')) == len(instances),
-            20,
-            "both targets up",
-            step=0.2,
-        )
+    with running_prometheus(directory, ALERT_JOB, targets, [ALERTS, RECORDING_RULES]) as server:
         yield server
-    finally:
-        os.killpg(process.pid, signal.SIGTERM)
-        try:
-            process.wait(10)
-        except subprocess.TimeoutExpired:
-            os.killpg(process.pid, signal.SIGKILL)
-            process.wait(5)
 
 
 @pytest.fixture(scope="module")
 def traffic(instances: list[ServerHandle], prometheus: Prometheus) -> Iterator[None]:
-    """On each instance: one WebSocket client that receives an event, one refused client."""
+    """On each instance: one WebSocket client that receives an event, one refused client; the
+    first client opens and joins a review room (the live-reviews panel lists it)."""
     inbox: queue.Queue[str] = queue.Queue()
     clients = []
     try:
@@ -151,15 +79,27 @@ def traffic(instances: list[ServerHandle], prometheus: Prometheus) -> Iterator[N
                     namespaces=["/events"],
                     transports=["websocket"],
                 )
-        ZouPublisher().emit("task:update", {"task_id": "t1"})
+        ZouPublisher(instances[0].channel).emit("task:update", {"task_id": "t1"})
         for _ in instances:
             inbox.get(timeout=10)
+        for event in ("open-playlist", "join"):
+            clients[0].emit(f"preview-room:{event}", {"playlist_id": "p1"}, namespace="/events")
+        listed = f'zou_events_review_room_people{{job="{ALERT_JOB}", room="p1"}} == 1'
+        wait_until(lambda: bool(prometheus.query(listed)), 20, "the review room scraped")
         scraped = f'zou_events_delivery_seconds_count{{job="{ALERT_JOB}"}} > 0'
         wait_until(
             lambda: len(prometheus.query(scraped)) == len(instances), 20, "deliveries scraped"
         )
         cluster = f'sum(zou_events_instances_live{{job="{ALERT_JOB}"}}) == {len(instances)}'
         wait_until(lambda: bool(prometheus.query(cluster)), 20, "both instances seen in Redis")
+        # the latency panels read the recording rules, evaluated every second here
+        recorded = (
+            "sum by (instance) (instance_le:zou_events_delivery_seconds_bucket:rate5m"
+            f'{{job="{ALERT_JOB}", le="+Inf"}}) > 0'
+        )
+        wait_until(
+            lambda: len(prometheus.query(recorded)) == len(instances), 20, "deliveries recorded"
+        )
         yield
     finally:
         for client in clients:
@@ -177,7 +117,7 @@ def value(sample: Sample) -> float:
 def test_every_dashboard_query_returns_series_its_legend_can_name(
     instances: list[ServerHandle], prometheus: Prometheus, traffic: None
 ) -> None:
-    variables = {"job": ALERT_JOB, "instance": ports_pattern(instances)}
+    variables = {"job": ALERT_JOB, "host": ".*", "instance": ports_pattern(instances)}
     problems = []
     for query in dashboard_queries():
         result = prometheus.query(substitute(query.expr, variables))
@@ -194,7 +134,7 @@ def test_every_dashboard_query_returns_series_its_legend_can_name(
 def test_dashboard_values_reflect_the_cluster_and_the_traffic(
     instances: list[ServerHandle], prometheus: Prometheus, traffic: None
 ) -> None:
-    variables = {"job": ALERT_JOB, "instance": ports_pattern(instances)}
+    variables = {"job": ALERT_JOB, "host": ".*", "instance": ports_pattern(instances)}
     results = {
         (q.panel, q.ref_id): prometheus.query(substitute(q.expr, variables))
         for q in dashboard_queries()
@@ -222,6 +162,23 @@ def test_dashboard_values_reflect_the_cluster_and_the_traffic(
     assert single("Instances seen in Redis") == 2
     sockets_limit = results["Sockets per instance and their limit", "B"]
     assert len(sockets_limit) == 2 and all(value(s) > 0 for s in sockets_limit)
+
+
+def test_annotations_mark_each_instance_deployed_and_none_restarted(
+    instances: list[ServerHandle], prometheus: Prometheus, traffic: None
+) -> None:
+    """Both instances started within the last 5 minutes: a deploy each, with its version
+    (the legend), and no restart (their start times never changed)."""
+    variables = {"job": ALERT_JOB, "host": ".*", "instance": ports_pattern(instances)}
+    results = {
+        q.panel: prometheus.query(substitute(q.expr, variables)) for q in annotation_queries()
+    }
+    deploys = results["annotation Deploys"]
+    assert sorted(s["metric"]["instance"] for s in deploys) == sorted(
+        f"127.0.0.1:{s.port}" for s in instances
+    )
+    assert {s["metric"]["version"] for s in deploys} == {__version__}
+    assert results["annotation Restarts"] == []
 
 
 def test_alerts_are_quiet_and_see_both_instances(

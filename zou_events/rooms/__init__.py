@@ -8,7 +8,7 @@ from zou_events.rooms.cluster import (
     MemoryInstanceRegistry,
     RedisInstanceRegistry,
 )
-from zou_events.rooms.store import Membership, PeopleChange, RoomStats, RoomStore
+from zou_events.rooms.store import Membership, OpenRoom, PeopleChange, RoomStats, RoomStore
 from zou_events.rooms.store_memory import MemoryRoomStore
 from zou_events.rooms.store_redis import RedisRoomStore
 
@@ -18,6 +18,7 @@ __all__ = [
     "Membership",
     "MemoryInstanceRegistry",
     "MemoryRoomStore",
+    "OpenRoom",
     "PeopleChange",
     "RedisInstanceRegistry",
     "RedisRoomStore",

@@ -17,7 +17,7 @@ class Keys:
 
     def room(self, room: str, kind: str) -> str:
         """kind: state (HASH field -> JSON), people (LIST), sockets (HASH sid -> person),
-        openers (SET of sids)."""
+        openers (SET of sids), opened (STRING: Unix time the room came to exist)."""
         return f"{self.prefix}room:{room}:{kind}"
 
     def socket(self, sid: str) -> str:

@@ -12,9 +12,14 @@ from __future__ import annotations
 from zou_events.rooms.keys import LUA_KEYS
 
 _HELPERS = """
+-- writes after TIME (the opening time of a room): Redis 5 needs effects replication for it
+redis.replicate_commands()
+
 -- sid (held by instance) takes part in room
 local function link(room, sid, instance)
-  redis.call('SADD', ROOMS, room)
+  if redis.call('SADD', ROOMS, room) == 1 then
+    redis.call('SET', room_key(room, 'opened'), redis.call('TIME')[1])
+  end
   redis.call('HSET', socket_key(sid), room, instance)
   redis.call('SADD', instance_key(instance, 'sockets'), sid)
   redis.call('SADD', INSTANCES, instance)
@@ -36,7 +41,7 @@ end
 
 local function drop_if_unused(room)
   if redis.call('EXISTS', room_key(room, 'people'), room_key(room, 'openers')) == 0 then
-    redis.call('DEL', room_key(room, 'state'))
+    redis.call('DEL', room_key(room, 'state'), room_key(room, 'opened'))
     redis.call('SREM', ROOMS, room)
   end
 end
@@ -158,13 +163,15 @@ for _, instance in ipairs(redis.call('SMEMBERS', INSTANCES)) do
 end
 return report(changed)
 """,
-    "stats": """
+    "rooms": """
 local out = {}
 for _, room in ipairs(redis.call('SMEMBERS', ROOMS)) do
   out[#out + 1] = {
+    room,
     redis.call('LLEN', room_key(room, 'people')),
     redis.call('HLEN', room_key(room, 'sockets')),
     redis.call('SCARD', room_key(room, 'openers')),
+    redis.call('GET', room_key(room, 'opened')) or '',
   }
 end
 return out

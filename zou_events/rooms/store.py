@@ -23,6 +23,16 @@ class PeopleChange(NamedTuple):
     people: list[str]
 
 
+class OpenRoom(NamedTuple):
+    """One room of the store, for the live-reviews metrics."""
+
+    room_id: str
+    people: int
+    sockets: int  # sockets that joined it
+    openers: int  # sockets that opened it
+    opened_at: float | None  # Unix time it came to exist (None: created by an older version)
+
+
 @dataclass(frozen=True)
 class RoomStats:
     rooms: int = 0  # rooms with an opener or a person
@@ -72,6 +82,9 @@ class RoomStore(Protocol):
     def reap_dead_instances(self) -> list[PeopleChange]:
         """Release every instance whose heartbeat expired; each room is reported once."""
 
+    def rooms(self) -> list[OpenRoom]:
+        """Every room with an opener or a person (one round trip)."""
+
     def stats(self) -> RoomStats: ...
 
 
@@ -87,15 +100,14 @@ def decode_fields(stored: Mapping[str, str]) -> dict[str, Any]:
     return {name: json.loads(value) for name, value in stored.items()}
 
 
-def summarise(rooms: Iterable[tuple[int, int, int]]) -> RoomStats:
-    """RoomStats from (people, joined sockets, openers) per room."""
+def summarise(rooms: Iterable[OpenRoom]) -> RoomStats:
     people_total = sockets = openers = 0
     sizes: Counter[int] = Counter()
-    for people, joined, opened in rooms:
-        people_total += people
-        sockets += joined
-        openers += opened
-        sizes[people] += 1
+    for room in rooms:
+        people_total += room.people
+        sockets += room.sockets
+        openers += room.openers
+        sizes[room.people] += 1
     return RoomStats(
         rooms=sum(sizes.values()),
         people=people_total,

@@ -7,12 +7,14 @@ behave identically; a lock makes each operation atomic for threads and greenlets
 from __future__ import annotations
 
 import threading
+import time
 from dataclasses import dataclass, field
 from typing import Any
 
 from zou_events.rooms import rules
 from zou_events.rooms.store import (
     Membership,
+    OpenRoom,
     PeopleChange,
     RoomStats,
     decode_fields,
@@ -27,6 +29,7 @@ class _Room:
     sockets: dict[str, str] = field(default_factory=dict)  # joined sid -> person id
     people: list[str] = field(default_factory=list)
     fields: dict[str, str] = field(default_factory=dict)  # encoded state fields
+    opened_at: float = field(default_factory=time.time)
 
     def state(self, room_id: str) -> dict[str, Any]:
         return rules.room_state(room_id, self.people, decode_fields(self.fields))
@@ -113,12 +116,17 @@ class MemoryRoomStore:
         """Standalone mode runs one instance: no other instance can die holding sockets."""
         return []
 
-    def stats(self) -> RoomStats:
+    def rooms(self) -> list[OpenRoom]:
         with self._lock:
-            return summarise(
-                (len(room.people), len(room.sockets), len(room.openers))
-                for room in self._rooms.values()
-            )
+            return [
+                OpenRoom(
+                    room_id, len(room.people), len(room.sockets), len(room.openers), room.opened_at
+                )
+                for room_id, room in self._rooms.items()
+            ]
+
+    def stats(self) -> RoomStats:
+        return summarise(self.rooms())
 
     # Transitions, the same as the Lua helpers of the Redis store; called with the lock held.
 

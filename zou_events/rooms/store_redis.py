@@ -14,6 +14,7 @@ from zou_events.rooms.keys import Keys
 from zou_events.rooms.scripts import SCRIPTS
 from zou_events.rooms.store import (
     Membership,
+    OpenRoom,
     PeopleChange,
     RoomStats,
     decode_fields,
@@ -72,8 +73,14 @@ class RedisRoomStore:
     def reap_dead_instances(self) -> list[PeopleChange]:
         return _changes(self._run("reap"))
 
+    def rooms(self) -> list[OpenRoom]:
+        return [
+            OpenRoom(room_id, people, sockets, openers, float(opened) if opened else None)
+            for room_id, people, sockets, openers, opened in self._run("rooms")
+        ]
+
     def stats(self) -> RoomStats:
-        return summarise(tuple(counts) for counts in self._run("stats"))
+        return summarise(self.rooms())
 
     def _run(self, script: str, *args: str) -> Any:
         return self._scripts[script](keys=[], args=[self._keys.prefix, *args])
