@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
-# What the deployment tests (tests/deploy/) need: mmdebstrap and systemd-nspawn to boot a
-# Debian 12 system container, the pinned Ansible tools in .venv-deploy, and the container's
-# root filesystems (the studio's for test_studio.py), built once and cached.
+# What the deployment tests (tests/deploy/) need: mmdebstrap and systemd-nspawn to boot Debian 12
+# and Debian 13 system containers, the pinned Ansible and release tools in .venv-deploy, and the
+# containers' root filesystems (the studio's for test_studio.py), built once and cached.
 set -euo pipefail
 source "$(dirname "$0")/../lib.sh"
 cd "$ROOT"
@@ -22,7 +22,8 @@ if ! stamp_fresh venv-deploy tests/deploy/requirements.txt; then
 fi
 
 if [ "$(id -u)" -eq 0 ]; then
-    bash tests/deploy/build-rootfs.sh >/dev/null
+    bash tests/deploy/build-rootfs.sh bookworm >/dev/null
+    bash tests/deploy/build-rootfs.sh trixie >/dev/null
     bash tests/deploy/build-studio-rootfs.sh >/dev/null  # Zou's host for test_studio.py
 else
     log "not root: the deployment tests that boot a container will be skipped"

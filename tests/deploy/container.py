@@ -1,4 +1,4 @@
-"""A Debian 12 system container booted with systemd-nspawn: systemd is its PID 1.
+"""A Debian system container booted with systemd-nspawn: systemd is its PID 1.
 
 The root filesystem is the cached tree of build-rootfs.sh, mounted read-only under a tmpfs
 overlay (--volatile=overlay), so every boot starts from the same pristine system and leaves
@@ -110,6 +110,11 @@ class Container:
 
     def write(self, path: str, content: str, mode: str = "0644") -> None:
         self.run("install", "-D", "-m", mode, "/dev/stdin", path, input=content)
+
+    def python_version(self) -> str:
+        """The full version of the system's Python (what the wheelhouse is resolved for)."""
+        script = "import platform; print(platform.python_version())"
+        return self.run("python3", "-c", script).stdout.strip()
 
     def unit_property(self, unit: str, name: str) -> str:
         return self.run("systemctl", "show", "--value", "-p", name, unit).stdout.strip()

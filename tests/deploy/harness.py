@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import atexit
+import functools
 import hashlib
 import json
 import os
@@ -9,7 +11,8 @@ import queue
 import re
 import shutil
 import subprocess
-import sys
+import tarfile
+import tempfile
 import threading
 import time
 from collections.abc import Callable
@@ -24,7 +27,10 @@ from tests.deploy.container import Container
 ROOT = Path(__file__).resolve().parents[2]
 HERE = Path(__file__).resolve().parent
 JS_DIR = ROOT / "tests" / "js"
-ANSIBLE_DIR = ROOT / "ansible"
+ANSIBLE_DIR = ROOT / "ansible"  # the collection's root
+COLLECTION = "cgwire_community.zou_events"
+PLAYBOOK = f"{COLLECTION}.deploy"
+ROLE = f"{COLLECTION}.zou_events"
 DEPLOY_VENV = ROOT / ".venv-deploy"
 SETUP_HINT = "run scripts/setup.d/60-deploy.sh (or make setup)"
 # As scripts/lib.sh defines it.
@@ -42,34 +48,78 @@ def deploy_tool(name: str) -> Path:
     return path
 
 
-def tool_env() -> dict[str, str]:
-    env = dict(os.environ)
+def tool_env(collections: Path | None = None) -> dict[str, str]:
+    """The tools' environment; with ``collections``, Ansible finds the collection there only
+    (and the ``ansible`` package's own, for community.docker's connection)."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("ANSIBLE_")}
     env.update(
         {
             "PATH": f"{DEPLOY_VENV / 'bin'}:{env.get('PATH', '/usr/bin:/bin')}",
             "ANSIBLE_CONFIG": str(ANSIBLE_DIR / "ansible.cfg"),
-            "ANSIBLE_ROLES_PATH": str(ANSIBLE_DIR / "roles"),
             "ANSIBLE_NOCOLOR": "1",
             "ANSIBLE_FORCE_COLOR": "0",
             "NO_COLOR": "1",
             "PY_COLORS": "0",
         }
     )
+    if collections:
+        env["ANSIBLE_COLLECTIONS_PATH"] = str(collections)
     return env
 
 
 def run_tool(
-    *cmd: str | Path, cwd: Path = ANSIBLE_DIR, timeout: float = 300
+    *cmd: str | Path,
+    cwd: Path = ANSIBLE_DIR,
+    timeout: float = 300,
+    collections: Path | None = None,
 ) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [str(part) for part in cmd],
         cwd=cwd,
-        env=tool_env(),
+        env=tool_env(collections),
         capture_output=True,
         text=True,
         timeout=timeout,
         check=False,
     )
+
+
+@dataclass(frozen=True)
+class InstalledCollection:
+    artifact: Path  # what `ansible-galaxy collection build` made
+    path: Path  # the collections path it was installed into
+
+    @property
+    def root(self) -> Path:
+        return self.path / "ansible_collections" / Path(*COLLECTION.split("."))
+
+    def run(self, *cmd: str | Path, timeout: float = 300) -> subprocess.CompletedProcess[str]:
+        """A tool run outside the repository's tree, seeing the installed collection only."""
+        return run_tool(*cmd, cwd=self.path, timeout=timeout, collections=self.path)
+
+
+@functools.cache
+def installed_collection() -> InstalledCollection:
+    """ansible/ built with `ansible-galaxy collection build` and the artifact installed into an
+    empty collections path, once per test session: every playbook of the tests runs from
+    there, as a studio's does after `ansible-galaxy collection install`."""
+    galaxy = deploy_tool("ansible-galaxy")
+    work = Path(tempfile.mkdtemp(prefix="zou-events-collection-"))
+    atexit.register(shutil.rmtree, work, True)
+    built = run_tool(galaxy, "collection", "build", ANSIBLE_DIR, "--output-path", work / "dist")
+    assert built.returncode == 0, built.stdout + built.stderr
+    [artifact] = (work / "dist").glob("*.tar.gz")
+    installed = run_tool(
+        *(galaxy, "collection", "install", "--offline", artifact, "-p", work / "collections"),
+        cwd=work,
+    )
+    assert installed.returncode == 0, installed.stdout + installed.stderr
+    return InstalledCollection(artifact, work / "collections")
+
+
+def artifact_members(artifact: Path) -> set[str]:
+    with tarfile.open(artifact) as tar:
+        return set(tar.getnames())
 
 
 @dataclass
@@ -103,62 +153,69 @@ class PlaybookRun:
 
 
 def run_playbook(inventory: Path, *args: str, timeout: float = 480) -> PlaybookRun:
-    result = run_tool(
-        deploy_tool("ansible-playbook"),
-        "-i",
-        str(inventory),
-        "playbook.yml",
-        *args,
-        timeout=timeout,
+    """The collection's playbook, from the installed collection."""
+    result = installed_collection().run(
+        deploy_tool("ansible-playbook"), "-i", inventory, PLAYBOOK, *args, timeout=timeout
     )
     return PlaybookRun(result.returncode, result.stdout + result.stderr)
 
 
-def build_wheel(dest: Path, version: str | None = None) -> Path:
-    """The zou-events wheel of this checkout, built from a copy (the work tree stays clean);
-    ``version`` replaces the package's version, to stand for a newer release."""
+# What a release's sdist is made from: a checkout has nothing else the package needs.
+RELEASE_SOURCES = ("zou_events", "docs", "pyproject.toml", "README.md")
+
+
+@dataclass(frozen=True)
+class Release:
+    sdist: Path
+    wheel: Path
+
+
+def build_release(dest: Path, version: str | None = None) -> Release:
+    """The release of this checkout, as `python -m build` makes it: the sdist, then the wheel
+    built from that sdist. Built from a copy (the work tree stays clean), with the build backend
+    pinned in .venv-deploy rather than fetched; ``version`` replaces the package's version, to
+    stand for a newer release."""
     source = dest / "source"
     shutil.rmtree(source, ignore_errors=True)
-    shutil.copytree(
-        ROOT / "zou_events", source / "zou_events", ignore=shutil.ignore_patterns("__pycache__")
-    )
-    for name in ("pyproject.toml", "README.md"):
-        shutil.copy2(ROOT / name, source / name)
-    shutil.copytree(ROOT / "docs", source / "docs")  # installed as the package's documentation
+    for name in RELEASE_SOURCES:
+        if (ROOT / name).is_dir():
+            shutil.copytree(
+                ROOT / name, source / name, ignore=shutil.ignore_patterns("__pycache__")
+            )
+        else:
+            shutil.copy2(ROOT / name, source / name)
     if version:
         init = source / "zou_events" / "__init__.py"
         init.write_text(
             re.sub(r'__version__ = "[^"]*"', f'__version__ = "{version}"', init.read_text())
         )
-    out = dest / "wheels"
-    subprocess.run(
-        [sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "-w", str(out), str(source)],
-        check=True,
-        capture_output=True,
-    )
-    built = sorted(out.glob(f"zou_events-{version or ''}*.whl"), key=lambda p: p.stat().st_mtime)
-    assert built, f"no wheel in {out}"
-    return built[-1]
-
-
-def wheelhouse(wheel: Path) -> Path:
-    """Wheels of every dependency at the versions of constraints.txt, cached by what decides
-    them, so the container installs without any package index.
-
-    pip runs on .venv-deploy's Python, Debian 12's own like the target's: dependencies that
-    depend on the exact Python version (redis needs async-timeout below 3.11.3) come out right.
-    """
-    python = deploy_tool("python")
-    version = subprocess.run(
-        [python, "-c", "import platform; print(platform.python_version())"],
+    out = dest / "dist"
+    shutil.rmtree(out, ignore_errors=True)
+    build = subprocess.run(
+        [deploy_tool("python"), "-m", "build", "--no-isolation", "--outdir", out, source],
         capture_output=True,
         text=True,
-        check=True,
-    ).stdout
+        check=False,
+    )
+    assert build.returncode == 0, build.stdout + build.stderr
+    [sdist] = out.glob("zou_events-*.tar.gz")
+    [wheel] = out.glob("zou_events-*.whl")
+    return Release(sdist, wheel)
+
+
+def wheelhouse(wheel: Path, python_version: str) -> Path:
+    """Wheels of every dependency at the versions of constraints.txt for the target's Python
+    (its full version: redis needs async-timeout below 3.11.3, and Debian 12 has 3.11.2),
+    cached by what decides them, so the container installs without any package index.
+
+    pip downloads for the target's version; it evaluates environment markers with its own
+    Python (Debian 12's, from .venv-deploy), which at worst adds a wheel the target ignores.
+    """
+    python = deploy_tool("python")
     key = hashlib.sha256(
         (ROOT / "pyproject.toml").read_bytes()
         + (ROOT / "constraints.txt").read_bytes()
-        + version.encode()
+        + python_version.encode()
     ).hexdigest()[:16]
     house = CACHE_DIR / "deploy" / f"wheelhouse-{key}"
     complete = house.with_suffix(".complete")
@@ -167,7 +224,8 @@ def wheelhouse(wheel: Path) -> Path:
         subprocess.run(
             [
                 *(python, "-m", "pip", "download", "-q", "--disable-pip-version-check"),
-                *("--only-binary=:all:", "-c", ROOT / "constraints.txt", "-d", house, wheel),
+                *("--only-binary=:all:", "--python-version", python_version),
+                *("-c", ROOT / "constraints.txt", "-d", house, wheel),
             ],
             check=True,
             capture_output=True,

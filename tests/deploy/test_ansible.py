@@ -1,4 +1,6 @@
-"""The Ansible role and playbook: lint, syntax, and argument checks that fail before any change.
+"""The Ansible collection's role and playbook: lint, syntax, the distributions' variables, and
+argument checks that fail before any change. Playbooks run from the built and installed
+collection (harness.installed_collection).
 
 The real runs (check mode, converge, idempotence, upgrade) are in test_e2e.py, against a real
 systemd in a container.
@@ -7,18 +9,35 @@ systemd in a container.
 from __future__ import annotations
 
 import hashlib
+import json
 import re
+import tomllib
 from pathlib import Path
 
 import pytest
 import yaml
+from packaging.specifiers import SpecifierSet
 
-from tests.deploy.harness import ANSIBLE_DIR, deploy_tool, run_tool
+from tests.deploy.harness import (
+    ANSIBLE_DIR,
+    PLAYBOOK,
+    ROOT,
+    deploy_tool,
+    installed_collection,
+    run_playbook,
+    run_tool,
+)
 from tests.deploy.test_units import render_role
+
+ROLE_DIR = ANSIBLE_DIR / "roles" / "zou_events"
 
 
 def test_ansible_lint_passes_with_the_production_profile() -> None:
-    result = run_tool(deploy_tool("ansible-lint"), "--offline")
+    # Offline, ansible-lint does not install the collection it lints: the playbook's role is
+    # found in the installed artifact.
+    result = run_tool(
+        deploy_tool("ansible-lint"), "--offline", collections=installed_collection().path
+    )
     output = result.stdout + result.stderr
     assert result.returncode == 0, output
     assert "Profile 'production' was required, and it passed" in output
@@ -30,21 +49,78 @@ def test_yamllint_passes() -> None:
 
 
 def test_playbook_syntax() -> None:
-    result = run_tool(
+    collection = installed_collection()
+    result = collection.run(
         deploy_tool("ansible-playbook"),
         "-i",
-        "inventory/example.yml",
+        collection.root / "inventory/example.yml",
         "--syntax-check",
-        "playbook.yml",
+        PLAYBOOK,
     )
     assert result.returncode == 0, result.stdout + result.stderr
 
 
 def test_every_default_is_in_the_argument_spec() -> None:
-    role = ANSIBLE_DIR / "roles" / "zou_events"
-    defaults = yaml.safe_load((role / "defaults/main.yml").read_text())
-    spec = yaml.safe_load((role / "meta/argument_specs.yml").read_text())
+    defaults = yaml.safe_load((ROLE_DIR / "defaults/main.yml").read_text())
+    spec = yaml.safe_load((ROLE_DIR / "meta/argument_specs.yml").read_text())
     assert set(spec["argument_specs"]["main"]["options"]) == set(defaults)
+
+
+# The Python of each distribution the role supports (their archives: Ubuntu's cannot be reached
+# from this machine, so the Ubuntu variables are tested here, rendered, and not deployed).
+SYSTEM_PYTHON = {
+    "Debian-12": "3.11",
+    "Debian-13": "3.13",
+    "Ubuntu-22.04": "3.10",
+    "Ubuntu-24.04": "3.12",
+}
+
+
+def platform_choices(tmp_path: Path, platform: str, **overrides: object) -> dict[str, object]:
+    files = render_role(tmp_path / platform, _zou_events_platform=platform, **overrides)
+    return json.loads((files / "platform.json").read_text())
+
+
+def test_every_supported_distribution_gets_a_python_zou_events_supports(tmp_path: Path) -> None:
+    requires = SpecifierSet(
+        tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["requires-python"]
+    )
+    role_vars = yaml.safe_load((ROLE_DIR / "vars/main.yml").read_text())
+    assert set(role_vars["_zou_events_platforms"]) == set(SYSTEM_PYTHON)
+    assert {p.stem for p in (ROLE_DIR / "vars").glob("*-*.yml")} == set(SYSTEM_PYTHON)
+    # The preflight's minimum is requires-python's.
+    assert requires == SpecifierSet(f">={role_vars['_zou_events_python_minimum']}")
+    for platform, version in SYSTEM_PYTHON.items():
+        assert platform_choices(tmp_path, platform) == {
+            "python": "/usr/bin/python3",
+            "packages": ["python3-venv"],
+        }, platform
+        assert requires.contains(version), f"{platform}'s Python {version} is not supported"
+    # Zou's setup guide on Ubuntu 22.04: Python 3.12 from the deadsnakes PPA.
+    deadsnakes = {"python": "/usr/bin/python3.12", "packages": ["python3.12-venv"]}
+    assert (
+        platform_choices(
+            tmp_path / "override",
+            "Ubuntu-22.04",
+            zou_events_python=deadsnakes["python"],
+            zou_events_python_packages=deadsnakes["packages"],
+        )
+        == deadsnakes
+    )
+
+
+def test_an_unsupported_distribution_is_refused(tmp_path: Path) -> None:
+    with pytest.raises(
+        AssertionError, match="Debian-11 is not supported; the role knows Debian-12"
+    ):
+        render_role(tmp_path, _zou_events_platform="Debian-11")
+
+
+def test_the_galaxy_platforms_are_the_supported_distributions() -> None:
+    platforms = yaml.safe_load((ROLE_DIR / "meta/main.yml").read_text())["galaxy_info"]["platforms"]
+    releases = {"bookworm": "12", "trixie": "13", "jammy": "22.04", "noble": "24.04"}
+    declared = {f"{p['name']}-{releases[v]}" for p in platforms for v in p["versions"]}
+    assert declared == set(SYSTEM_PYTHON)
 
 
 def refused(tmp_path: Path, *extra_vars: str) -> str:
@@ -65,10 +141,8 @@ def refused(tmp_path: Path, *extra_vars: str) -> str:
         )
     )
     args = [arg for var in extra_vars for arg in ("-e", var)]
-    result = run_tool(
-        deploy_tool("ansible-playbook"), "-i", inventory, "playbook.yml", "--check", *args
-    )
-    output = result.stdout + result.stderr
+    result = run_playbook(inventory, "--check", *args)
+    output = result.output
     assert result.returncode != 0, output
     assert "changed=0" in output
     return output

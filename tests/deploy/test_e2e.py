@@ -1,10 +1,13 @@
-"""The playbook against a real systemd: a Debian 12 container booted with systemd-nspawn.
+"""The collection's playbook against a real systemd: Debian 12 and Debian 13 containers booted
+with systemd-nspawn, one after the other.
 
-The container is what the role meets on a studio's server: Debian 12 with systemd as PID 1,
-Redis and nginx running, Zou's /etc/zou/zou.env present. Ansible drives it from the host through
-community.docker.nsenter, like any remote host. The tests run in file order and share the
-deployment: check mode on the new host, converge, the running service, idempotence, reload,
-upgrade and rollback, stopping one of the two instances, then one socket-activated instance.
+The container is what the role meets on a studio's server: Debian with systemd as PID 1, Redis
+and nginx running, Zou's /etc/zou/zou.env present. Ansible drives it from the host through
+community.docker.nsenter, like any remote host, with the collection built and installed by
+ansible-galaxy (harness.installed_collection) and the release wheel built by `python -m build`.
+For each distribution the tests run in file order and share the deployment: check mode on the
+new host, converge, the running service, idempotence, reload, upgrade and rollback, stopping one
+of the two instances, then one socket-activated instance.
 """
 
 from __future__ import annotations
@@ -33,7 +36,7 @@ from tests.deploy.harness import (
     ROOT,
     PlaybookRun,
     Probe,
-    build_wheel,
+    build_release,
     deploy_tool,
     run_playbook,
     wheelhouse,
@@ -41,7 +44,8 @@ from tests.deploy.harness import (
 from tests.support.server import wait_until
 from tests.support.tokens import make_token
 
-HOST = "deb12"
+# Debian's suites, by the inventory host name that stands for each.
+DISTRIBUTIONS = {"deb12": "bookworm", "deb13": "trixie"}
 PORTS = (5001, 5002)
 NGINX_PORT = 8080
 # nginx's log of every /socket.io request: the session id, the instance that served it, status.
@@ -65,6 +69,7 @@ pytestmark = [
 
 @dataclass
 class Deployment:
+    host: str  # in the inventory
     container: Container
     inventory: Path
     wheel: Path
@@ -121,14 +126,22 @@ class Deployment:
         return f"zou-events@{port}.service"
 
 
+@pytest.fixture(scope="module", params=list(DISTRIBUTIONS))
+def host(request: pytest.FixtureRequest) -> str:
+    return request.param
+
+
 @pytest.fixture(scope="module")
-def container(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Container]:
+def container(host: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Container]:
     build = subprocess.run(
-        ["bash", str(HERE / "build-rootfs.sh")], capture_output=True, text=True, check=False
+        ["bash", str(HERE / "build-rootfs.sh"), DISTRIBUTIONS[host]],
+        capture_output=True,
+        text=True,
+        check=False,
     )
     assert build.returncode == 0, build.stderr
-    work = tmp_path_factory.mktemp("nspawn")
-    box = Container(Path(build.stdout.strip()), f"zou-events-test-{os.getpid()}", work / "log")
+    work = tmp_path_factory.mktemp(f"nspawn-{host}")
+    box = Container(Path(build.stdout.strip()), f"zou-events-{host}-{os.getpid()}", work / "log")
     try:
         box.boot()
         # What Zou's host already has: Zou's environment file (an old SECRET_KEY that ours must
@@ -155,11 +168,11 @@ def container(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Container]:
 
 @pytest.fixture(scope="module")
 def deployment(
-    container: Container, tmp_path_factory: pytest.TempPathFactory
+    host: str, container: Container, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[Deployment]:
     deploy_tool("ansible-playbook")
-    work = tmp_path_factory.mktemp("deploy")
-    wheel = build_wheel(work)
+    work = tmp_path_factory.mktemp(f"deploy-{host}")
+    wheel = build_release(work).wheel
     # A snapshot: the dashboards may be regenerated while the tests run.
     grafana = shutil.copytree(ROOT / "grafana", work / "grafana")
     inventory = work / "inventory.yml"
@@ -170,7 +183,8 @@ def deployment(
     }
     group_vars = {
         "zou_events_wheel": str(wheel),
-        "zou_events_wheelhouse": str(wheelhouse(wheel)),  # the container has no network
+        # The container has no network.
+        "zou_events_wheelhouse": str(wheelhouse(wheel, container.python_version())),
         "zou_events_secret_key": SECRET_KEY,
         "zou_events_zou_api_url": "",  # no Zou here: local token checks only
         "zou_events_instances": len(PORTS),
@@ -185,10 +199,10 @@ def deployment(
     }
     inventory.write_text(
         yaml.safe_dump(
-            {"all": {"children": {"zou_events": {"hosts": {HOST: host_vars}, "vars": group_vars}}}}
+            {"all": {"children": {"zou_events": {"hosts": {host: host_vars}, "vars": group_vars}}}}
         )
     )
-    yield Deployment(container, inventory, wheel, work)
+    yield Deployment(host, container, inventory, wheel, work)
 
 
 @pytest.fixture(scope="module")
@@ -198,7 +212,7 @@ def converged(deployment: Deployment) -> PlaybookRun:
 
 def test_check_mode_on_a_new_host_changes_nothing(deployment: Deployment) -> None:
     run = deployment.playbook("--check", "--diff")
-    assert run.recap(HOST)["failed"] == 0
+    assert run.recap(deployment.host)["failed"] == 0
     assert "+++ after" in run.output  # the diff of the files it would write
     assert SECRET_KEY[:48] not in run.output  # the env file's diff is never shown
     absent = deployment.container.run("test", "-e", "/opt/zou-events", check=False)
@@ -207,7 +221,7 @@ def test_check_mode_on_a_new_host_changes_nothing(deployment: Deployment) -> Non
 
 def test_converge_starts_hardened_instances(deployment: Deployment, converged: PlaybookRun) -> None:
     box = deployment.container
-    assert converged.recap(HOST)["changed"] > 0
+    assert converged.recap(deployment.host)["changed"] > 0
     for port in PORTS:
         unit = deployment.unit(port)
         assert box.unit_property(unit, "ActiveState") == "active"
@@ -229,7 +243,7 @@ def test_converge_starts_hardened_instances(deployment: Deployment, converged: P
     box.run(
         "ls",
         "/etc/prometheus/scrape_configs/zou-events.yml",
-        f"/etc/prometheus/file_sd/zou-events-{HOST}.yml",
+        f"/etc/prometheus/file_sd/zou-events-{deployment.host}.yml",
         *(
             f"/var/lib/grafana/dashboards/zou-events/{p.name}"
             for p in grafana.glob("dashboards/*.json")
@@ -327,9 +341,9 @@ def test_clients_behind_one_address_spread_and_each_session_keeps_its_instance(
 
 def test_a_second_run_changes_nothing(deployment: Deployment, converged: PlaybookRun) -> None:
     run = deployment.playbook()
-    assert run.recap(HOST)["changed"] == 0, run.changed_tasks()
+    assert run.recap(deployment.host)["changed"] == 0, run.changed_tasks()
     check = deployment.playbook("--check", "--diff")
-    assert check.recap(HOST)["changed"] == 0, check.changed_tasks()
+    assert check.recap(deployment.host)["changed"] == 0, check.changed_tasks()
     assert SECRET_KEY[:48] not in run.output + check.output
 
 
@@ -400,12 +414,12 @@ def test_an_upgrade_restarts_one_instance_at_a_time_and_rolls_back(
     box = deployment.container
     current = Version(deployment.wheel.name.split("-")[1])
     newer = f"{current.major}.{current.minor}.{current.micro + 1}"
-    upgrade = build_wheel(deployment.work / "upgrade", version=newer)
+    upgrade = build_release(deployment.work / "upgrade", version=newer).wheel
     client = deployment.probe(NGINX_PORT)
     try:
         client.expect("connect")
         run = deployment.playbook("-e", f"zou_events_wheel={upgrade}")
-        assert run.recap(HOST)["failed"] == 0
+        assert run.recap(deployment.host)["failed"] == 0
         for port in PORTS:
             assert json.loads(deployment.http(port, "/")[1])["version"] == newer
 

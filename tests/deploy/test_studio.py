@@ -33,7 +33,7 @@ from tests.deploy.harness import (
     ROOT,
     PlaybookRun,
     Probe,
-    build_wheel,
+    build_release,
     deploy_tool,
     run_playbook,
     wheelhouse,
@@ -199,7 +199,7 @@ def host(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Host]:
         box.boot()
         zou = Studio(box)
         zou.install()
-        wheel = build_wheel(work)
+        wheel = build_release(work).wheel
         host_vars = {
             "ansible_connection": "community.docker.nsenter",
             "ansible_nsenter_pid": box.leader,
@@ -208,7 +208,8 @@ def host(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Host]:
         # docs/migrating.md's inventory: SECRET_KEY, Redis and Zou's API are Zou's.
         group_vars = {
             "zou_events_wheel": str(wheel),
-            "zou_events_wheelhouse": str(wheelhouse(wheel)),  # the container has no network
+            # The container has no network.
+            "zou_events_wheelhouse": str(wheelhouse(wheel, box.python_version())),
         }
         inventory = work / "inventory.yml"
         inventory.write_text(

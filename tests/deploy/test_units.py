@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 import yaml
 
-from tests.deploy.harness import ROOT, deploy_tool, run_tool
+from tests.deploy.harness import ROOT, deploy_tool, installed_collection
 
 SYSTEMD_DIR = ROOT / "systemd"
 MAX_EXPOSURE = 1.5
@@ -67,8 +67,8 @@ def check_units(unit_dir: Path, work: Path) -> None:
 
 
 def render_role(out: Path, inventory: str = "localhost,", **overrides: Any) -> Path:
-    """The files the role writes, rendered by its own tasks into ``out`` (for the inventory's
-    host ``localhost``)."""
+    """The files the role writes, rendered by its own tasks (of the installed collection) into
+    ``out`` (for the inventory's host ``localhost``)."""
     for sub in ("systemd", "nginx/conf.d", "nginx/snippets"):
         (out / sub).mkdir(parents=True, exist_ok=True)
     extra = {
@@ -80,13 +80,14 @@ def render_role(out: Path, inventory: str = "localhost,", **overrides: Any) -> P
         "zou_events_prometheus_config_dir": str(out / "prometheus"),
         "zou_events_prometheus_service": "",
         "zou_events_manage_service": False,
+        "_zou_events_platform": "Debian-12",  # no facts are gathered
         **overrides,
     }
-    result = run_tool(
+    result = installed_collection().run(
         deploy_tool("ansible-playbook"),
         "-i",
         inventory,
-        str(ROOT / "tests/deploy/render.yml"),
+        ROOT / "tests/deploy/render.yml",
         "-e",
         json.dumps(extra),
     )
