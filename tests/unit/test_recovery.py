@@ -26,13 +26,25 @@ def outcomes(outcome: str) -> float:
     return REGISTRY.get_sample_value("zou_events_recoveries_total", {"outcome": outcome}) or 0.0
 
 
+class Clock:
+    """A window's clock, from ``offset`` seconds away from now."""
+
+    def __init__(self, offset: float = 0.0) -> None:
+        self.now = time.time() + offset
+
+    def __call__(self) -> float:
+        return self.now
+
+
 class Instance:
     """One instance's recovery, all instances sharing the suspended sessions."""
 
-    def __init__(self, prefix: str, messages: int = 1000) -> None:
+    def __init__(self, prefix: str, messages: int = 1000, clock: Clock | None = None) -> None:
         client = suite_redis.client(suite_redis.EVENTS_DB, decode_responses=True)
         self.suspended = RedisSuspendedSessions(client, prefix)
-        self.recovery = Recovery(ReplayWindow(120.0, messages, 10**6), self.suspended)
+        self.clock = clock or Clock()
+        window = ReplayWindow(120.0, messages, 10**6, self.clock)
+        self.recovery = Recovery(window, self.suspended)
         self.sids = 0
 
     def publish(self, n: int) -> str | None:
@@ -136,3 +148,35 @@ def test_unknown_expired_and_final_disconnections(prefix: str) -> None:
 def test_malformed_recovery_fields_are_a_fresh_connection(prefix: str, auth: Any) -> None:
     answer, replay = Instance(prefix).connect(identity(ALICE), auth)
     assert "pid" in answer and replay == []
+
+
+def test_a_quiet_gap_is_recovered_after_the_last_event_aged_out(prefix: str) -> None:
+    clock = Clock()
+    instance = Instance(prefix, clock=clock)
+    offset = instance.publish(1)
+    answer, _ = instance.connect(identity(ALICE))
+    instance.recovery.disconnected(answer["sid"], "transport")
+    clock.now += 121  # the window is empty: nothing was published since
+    back, replay = instance.connect(identity(ALICE), {"pid": answer["pid"], "offset": offset})
+    assert back["pid"] == answer["pid"] and replay == []
+
+
+def test_an_instance_started_after_the_last_event_replays_all_it_read(prefix: str) -> None:
+    old = Instance(prefix, clock=Clock(-60))
+    offset = old.publish(1)  # read a minute ago, the last one before the disconnection
+    tabs = [old.connect(identity(ALICE))[0] for _ in range(2)]
+    started = Instance(prefix, clock=Clock(-30))  # started since, complete since then
+    late = Instance(prefix, clock=Clock(-2))  # started just before the disconnection
+    for tab in tabs:
+        old.recovery.disconnected(tab["sid"], "server_shutdown")
+    for instance in (started, late):
+        instance.clock.now = time.time()
+        instance.publish(2)
+    back, replay = started.connect(identity(ALICE), {"pid": tabs[0]["pid"], "offset": offset})
+    assert back["pid"] == tabs[0]["pid"]
+    assert [args[1] for args in replay] == [{"n": 2}]
+    # Started 2 s before the disconnection: it may lack what was published as it subscribed.
+    expired = outcomes("expired")
+    again, replay = late.connect(identity(ALICE), {"pid": tabs[1]["pid"], "offset": offset})
+    assert again["pid"] != tabs[1]["pid"] and replay == []
+    assert outcomes("expired") == expired + 1

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from zou_events.messages import Emit
 from zou_events.recovery import ReplayWindow
+from zou_events.recovery.window import PREDECESSORS
 
 
 class Clock:
@@ -30,12 +31,13 @@ def fill(target: ReplayWindow, numbers: range) -> list[str]:
     return [target.record(raw(n), emit(n)) for n in numbers]
 
 
-def test_an_instance_that_started_later_agrees_from_its_second_message() -> None:
+def test_an_instance_that_started_later_agrees_once_it_read_the_predecessors() -> None:
     early, late = window(), window()
-    early_offsets = fill(early, range(10))
-    late_offsets = fill(late, range(6, 10))
-    assert late_offsets[1:] == early_offsets[7:]
-    assert late_offsets[0] != early_offsets[6]  # its predecessor was not read there
+    early_offsets = fill(early, range(12))
+    late_offsets = fill(late, range(4, 12))
+    assert late_offsets[PREDECESSORS:] == early_offsets[4 + PREDECESSORS :]
+    for n in range(PREDECESSORS):  # its predecessors were not all read there
+        assert late_offsets[n] != early_offsets[4 + n]
 
 
 def test_after_returns_what_followed_the_offset_in_order() -> None:
@@ -78,17 +80,19 @@ def test_bounded_in_age() -> None:
     assert target.after(second) == []
 
 
-def test_a_repeated_pair_is_ambiguous_until_its_older_copy_leaves() -> None:
-    target = window(messages=4)
-    a, b = raw(1), raw(2)
-    first = [target.record(a, emit(1)), target.record(b, emit(2))]
-    second = [target.record(a, emit(1)), target.record(b, emit(2))]
-    assert first[1] == second[1]  # the same two messages in a row: the same offset
-    assert target.after(second[1]) is None  # which one? neither
-    target.record(raw(3), emit(3))
-    target.record(raw(4), emit(4))  # the first copy of the pair has left the window
-    missed = target.after(second[1])
-    assert missed is not None and [e.emit.args[0]["n"] for e in missed] == [3, 4]
+def test_a_repeated_sequence_is_ambiguous_until_its_older_copy_leaves() -> None:
+    same = range(PREDECESSORS + 1)
+    target = window(messages=2 * len(same) + 2)
+    first = fill(target, same)
+    fill(target, range(10, 12))
+    second = fill(target, same)
+    assert first[-1] == second[-1]  # the same five messages in a row: the same offset
+    assert len(set(first[:-1] + second[:-1])) == 2 * PREDECESSORS  # fewer are told apart
+    assert target.after(second[-1]) is None  # which one? neither
+    fill(target, range(20, 20 + len(same)))  # the first copy has left the window
+    missed = target.after(second[-1])
+    assert missed is not None
+    assert [e.emit.args[0]["n"] for e in missed] == list(range(20, 20 + len(same)))
 
 
 def test_reset_forgets_the_window_and_the_chain() -> None:

@@ -23,7 +23,7 @@ from zou_events import metrics
 from zou_events.auth import Identity
 from zou_events.messages import Emit
 from zou_events.recovery.sessions import Suspended, SuspendedSessions
-from zou_events.recovery.window import ReplayWindow
+from zou_events.recovery.window import Entry, ReplayWindow
 
 log = structlog.get_logger("zou_events.recovery")
 
@@ -34,6 +34,8 @@ SUSPENDING_REASONS = frozenset(
     {"transport", "ping_timeout", "server_shutdown", "token_expired", "slow_consumer"}
 )
 _CLIENT_VALUE = re.compile(r"[A-Za-z0-9_-]{1,64}")  # pids and offsets are base64url
+# How far behind the channel an instance may read: see Recovery._missed.
+READING_MARGIN = 5.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,6 +43,7 @@ class _Claim:
     pid: str
     person_id: str
     offset: str | None  # set when the client's suspended session was found and is its own
+    session: Suspended | None = None  # that session
 
 
 @dataclass(frozen=True, slots=True)
@@ -86,8 +89,9 @@ class Recovery:
             return
         pid = _client_value(auth, "pid")
         offset = _client_value(auth, "offset")
-        if pid is not None and offset is not None and self._take(sid, pid, identity):
-            self._claims[sid] = _Claim(pid, identity.person_id, offset)
+        session = self._take(sid, pid, identity) if pid is not None and offset else None
+        if pid is not None and session is not None:
+            self._claims[sid] = _Claim(pid, identity.person_id, offset, session)
         else:
             self._claims[sid] = _Claim(secrets.token_urlsafe(16), identity.person_id, None)
 
@@ -103,7 +107,7 @@ class Recovery:
         claim = self._claims.pop(answer.get("sid"), None)  # type: ignore[arg-type]
         if claim is None:
             return []
-        missed = self.window.after(claim.offset) if claim.offset is not None else None
+        missed = self._missed(claim.offset, claim.session) if claim.offset is not None else None
         pid = claim.pid
         if claim.offset is not None and missed is None:
             metrics.recoveries.labels("expired").inc()  # beyond the window or the buffer
@@ -117,6 +121,32 @@ class Recovery:
         metrics.recovery_replayed.inc(len(missed))
         return [[entry.emit.event, *entry.emit.args, entry.offset] for entry in missed]
 
+    def _missed(self, offset: str, session: Suspended | None) -> list[Entry] | None:
+        """What was published after ``offset``, or None if that cannot be told for sure.
+
+        Usually the offset is in the window. When it is not, the client may still have
+        missed nothing this window lacks: in a quiet hour the window ages empty, and an
+        instance that just started read nothing before its start. That is certain when
+        the client had the last broadcast its instance had read at the disconnection
+        (``session.newest``), which was read well before this window's complete part
+        begins, itself well before the disconnection: whatever was published between that
+        broadcast and the disconnection would have been read by the client's instance, so
+        nothing was, and everything here is newer. The margin bounds how far behind the
+        channel an instance reads.
+        """
+        missed = self.window.after(offset)
+        if missed is not None or session is None or session.newest is None:
+            return missed
+        newest, read_at = session.newest
+        complete_since = self.window.complete_since
+        if (
+            newest == offset
+            and read_at + READING_MARGIN < complete_since
+            and complete_since + READING_MARGIN < session.disconnected_at
+        ):
+            return self.window.entries()
+        return None
+
     def disconnected(self, sid: str, reason: str) -> None:
         """An /events socket left: suspend its session if its client will come back."""
         self._claims.pop(sid, None)
@@ -127,19 +157,18 @@ class Recovery:
         if reason not in SUSPENDING_REASONS:
             return
         try:
-            self.suspended.put(
-                live.pid, Suspended(live.person_id, time.time()), self.window.seconds
-            )
+            session = Suspended(live.person_id, time.time(), self.window.newest)
+            self.suspended.put(live.pid, session, self.window.seconds)
         except (redis.RedisError, OSError) as error:
             log.warning("cannot suspend session", sid=sid, error=str(error))
 
-    def _take(self, sid: str, pid: str, identity: Identity) -> bool:
-        """Whether the session under ``pid`` is this person's and recent; taken either way."""
+    def _take(self, sid: str, pid: str, identity: Identity) -> Suspended | None:
+        """The session under ``pid`` if it is this person's and recent; taken either way."""
         try:
             session = self.suspended.take(pid)
         except (redis.RedisError, OSError) as error:
             log.warning("cannot restore session", sid=sid, error=str(error))
-            return False
+            return None
         if session is None:
             outcome = "unknown_pid"
         elif session.person_id != identity.person_id:
@@ -147,11 +176,11 @@ class Recovery:
         elif time.time() - session.disconnected_at > self.window.seconds:
             outcome = "expired"
         else:
-            return True
+            return session
         metrics.recoveries.labels(outcome).inc()
         if outcome == "refused":
             log.warning("session recovery refused: another person's pid", sid=sid)
-        return False
+        return None
 
 
 class NoRecovery:

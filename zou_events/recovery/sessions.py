@@ -17,6 +17,8 @@ log = structlog.get_logger("zou_events.recovery.sessions")
 class Suspended:
     person_id: str
     disconnected_at: float  # wall-clock seconds: compared on another instance
+    # the last broadcast its instance had read then (offset, reading time), if any
+    newest: tuple[str, float] | None = None
 
 
 class SuspendedSessions(Protocol):
@@ -27,7 +29,10 @@ class SuspendedSessions(Protocol):
 
 
 def _encode(session: Suspended) -> str:
-    return json.dumps({"person_id": session.person_id, "at": session.disconnected_at})
+    newest = list(session.newest) if session.newest is not None else None
+    return json.dumps(
+        {"person_id": session.person_id, "at": session.disconnected_at, "newest": newest}
+    )
 
 
 def _decode(value: str) -> Suspended | None:
@@ -36,11 +41,17 @@ def _decode(value: str) -> Suspended | None:
         fields = json.loads(value)
     except ValueError:
         return None
-    person_id = fields.get("person_id") if isinstance(fields, dict) else None
-    at = fields.get("at") if isinstance(fields, dict) else None
+    if not isinstance(fields, dict):
+        return None
+    person_id, at, newest = fields.get("person_id"), fields.get("at"), fields.get("newest")
     if not isinstance(person_id, str) or not isinstance(at, int | float):
         return None
-    return Suspended(person_id, float(at))
+    match newest:
+        case [str(offset), int(read_at) | float(read_at)]:
+            return Suspended(person_id, float(at), (offset, float(read_at)))
+        case None:
+            return Suspended(person_id, float(at))
+    return None
 
 
 class RedisSuspendedSessions:
