@@ -3,7 +3,7 @@ table, and the reason each socket left (thin: the work lives elsewhere)."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 import socketio
@@ -13,14 +13,19 @@ from zou_events import metrics
 from zou_events.auth import AuthRefused, Identity
 from zou_events.authenticator import Authenticator
 from zou_events.log_limit import log_misbehaviour
+from zou_events.recovery import NO_RECOVERY, NoRecovery, Recovery
 from zou_events.sessions import Sessions
 from zou_events.transport.inbound import CUT_REASONS
 from zou_events.transport.server import EVENTS, EventServer
 
 log = structlog.get_logger("zou_events.connections")
 
-# Kicks after which a browser should come back by itself (see ConnectionHandlers.kick).
+# Kicks after which a browser should come back by itself (see Kicks.kick).
 RECONNECT_REASONS = frozenset({"token_expired"})
+SERVER_SHUTDOWN = "server_shutdown"  # the reason of the sockets a drain closes
+
+# Run when an /events socket is gone, with its sid, identity and disconnect reason: rooms.
+GoneCallback = Callable[[str, Identity, str], None]
 
 _DISCONNECT_REASONS = {
     "client disconnect": "client",
@@ -31,24 +36,16 @@ _DISCONNECT_REASONS = {
 }
 
 
-class ConnectionHandlers:
-    """connect/disconnect on / and /events; keeps Sessions exact whatever a handler does."""
+class Kicks:
+    """/events sockets disconnected on the server's initiative, and why: the reason their
+    disconnect is counted and logged under."""
 
-    def __init__(self, sio: EventServer, authenticator: Authenticator, sessions: Sessions):
+    def __init__(self, sio: EventServer) -> None:
         self.sio = sio
-        self.authenticator = authenticator
-        self.sessions = sessions
-        self.kick_reasons: dict[str, str] = {}
-        self.default_namespace_sids: set[str] = set()
-        # callbacks(sid, identity, reason) run when an /events socket is gone, e.g. rooms
-        self.on_events_disconnect: list[Callable[[str, Identity, str], None]] = []
-        sio.on("connect", self.connect_events, namespace=EVENTS)
-        sio.on("disconnect", self.disconnect_events, namespace=EVENTS)
-        sio.on("connect", self.connect_default, namespace="/")
-        sio.on("disconnect", self.disconnect_default, namespace="/")
+        self._reasons: dict[str, str] = {}
 
-    def kick(self, sid: str, reason: str) -> None:
-        """Disconnect an /events socket on the server's initiative, with a metrics reason.
+    def kick(self, sid: str, identity: Identity, reason: str) -> None:
+        """Disconnect an /events socket, with a metrics reason.
 
         A Socket.IO DISCONNECT is final for socket.io-client (no reconnection): right for a
         revoked token or an abusive client. At the expiry of a cookie's token the transport
@@ -58,10 +55,7 @@ class ConnectionHandlers:
         come back with the same expired token (python-socketio, gazu's client, retries a
         refused connection forever), so it gets the final DISCONNECT.
         """
-        identity = self.sessions.get(sid)
-        if identity is None:
-            return
-        self.kick_reasons[sid] = reason
+        self._reasons[sid] = reason
         log.info("disconnecting socket", sid=sid, reason=reason)
         if reason not in RECONNECT_REASONS or identity.source != "cookie":
             self.sio.disconnect(sid, namespace=EVENTS)
@@ -70,16 +64,52 @@ class ConnectionHandlers:
         if eio_sid is not None:
             self.sio.end_transport(eio_sid)
 
+    def shutting_down(self, sids: Iterable[str]) -> None:
+        """These sockets are about to be drained: their disconnects are the server's."""
+        for sid in sids:
+            self._reasons[sid] = SERVER_SHUTDOWN
+
+    def reason(self, sid: str) -> str | None:
+        """Why ``sid`` was disconnected, if the server did it (asked once, at its disconnect)."""
+        return self._reasons.pop(sid, None)
+
+
+class ConnectionHandlers:
+    """connect/disconnect on / and /events; keeps Sessions exact whatever a handler does."""
+
+    def __init__(
+        self,
+        sio: EventServer,
+        authenticator: Authenticator,
+        sessions: Sessions,
+        kicks: Kicks,
+        on_events_disconnect: Sequence[GoneCallback] = (),
+        recovery: Recovery | NoRecovery = NO_RECOVERY,
+    ):
+        self.sio = sio
+        self.authenticator = authenticator
+        self.sessions = sessions
+        self.kicks = kicks
+        self.recovery = recovery
+        self.default_namespace_sids: set[str] = set()
+        self.on_events_disconnect = on_events_disconnect
+        sio.on("connect", self.connect_events, namespace=EVENTS)
+        sio.on("disconnect", self.disconnect_events, namespace=EVENTS)
+        sio.on("connect", self.connect_default, namespace="/")
+        sio.on("disconnect", self.disconnect_default, namespace="/")
+
     def connect_events(self, sid: str, environ: dict[str, Any], auth: Any = None) -> None:
         try:
             identity = self.authenticator.authenticate(environ, auth)
         except AuthRefused as refused:
             metrics.connections_refused.labels(refused.reason).inc()
+            self.recovery.refused(auth)
             log_misbehaviour(
                 log, "info", "connection refused", reason=refused.reason, sid=sid, namespace=EVENTS
             )
             raise socketio.exceptions.ConnectionRefusedError(refused.message) from None
         self.sessions.add(sid, identity)
+        self.recovery.claim(sid, identity, auth)
         metrics.connections_accepted.labels(EVENTS).inc()
         log.info(
             "connection accepted",
@@ -94,7 +124,8 @@ class ConnectionHandlers:
         identity = self.sessions.remove(sid)
         if identity is None:
             return
-        label = self.kick_reasons.pop(sid, None) or _DISCONNECT_REASONS.get(reason, "server")
+        label = self.kicks.reason(sid) or _DISCONNECT_REASONS.get(reason, "server")
+        self.recovery.disconnected(sid, label)
         metrics.disconnects.labels(EVENTS, label).inc()
         log.info(
             "socket disconnected",
@@ -119,5 +150,7 @@ class ConnectionHandlers:
             self.default_namespace_sids.discard(sid)
             metrics.disconnects.labels("/", _DISCONNECT_REASONS.get(reason, "server")).inc()
 
-    def counts(self) -> dict[str, int]:
-        return {"/": len(self.default_namespace_sids), EVENTS: len(self.sessions)}
+    def counters(self) -> dict[str, Any]:
+        """This instance's own counters, as /stats sums them over the cluster."""
+        counts = {"/": len(self.default_namespace_sids), EVENTS: len(self.sessions)}
+        return {"nb_connections": counts[EVENTS], "namespaces": counts}

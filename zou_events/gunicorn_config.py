@@ -13,6 +13,7 @@ import gevent
 
 from zou_events.config import load_settings
 from zou_events.logs import logging_config
+from zou_events.metrics_listener import bind_address
 from zou_events.sd_notify import take_notify_socket
 
 _settings = load_settings()
@@ -21,6 +22,8 @@ take_notify_socket()
 
 wsgi_app = "zou_events.app:create_app()"
 bind = [f"{_settings.host}:{_settings.port}"]
+if _settings.metrics_listener is not None:  # /metrics apart from Socket.IO (metrics_listener.py)
+    bind.append(bind_address(*_settings.metrics_listener))
 workers = 1
 worker_class = "gevent"
 worker_connections = _settings.worker_connections
@@ -45,11 +48,11 @@ else:
 
 def post_worker_init(worker: Any) -> None:
     """SIGTERM drains the sockets first, then lets gunicorn finish the worker."""
-    runtime = worker.wsgi.runtime
+    drain = worker.wsgi.drain  # app.Instance's
 
     def drain_then_exit() -> None:
         try:
-            runtime.drain()
+            drain()
         finally:
             worker.alive = False
 

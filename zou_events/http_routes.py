@@ -8,11 +8,14 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Iterable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from prometheus_client import make_wsgi_app
 
 from zou_events import __version__
+
+if TYPE_CHECKING:  # not at run time: gunicorn's master imports this before gevent patches
+    from zou_events.admission import WsgiApp
 
 StartResponse = Callable[..., Any]
 JsonView = Callable[[], tuple[int, Any]]
@@ -49,7 +52,7 @@ class HttpRoutes:
     ) -> None:
         self._is_ready = is_ready
         self._before_scrape = before_scrape
-        self._metrics_app = make_wsgi_app()
+        self._metrics_app: WsgiApp = make_wsgi_app()
         self._views: dict[str, JsonView] = {
             # "api": "Zou" keeps the community healthcheck (grep '"api":"Zou"') working.
             "/": lambda: (200, {"name": "Zou Event stream", "api": "Zou", "version": __version__}),

@@ -11,9 +11,12 @@ misconfigured second job cannot double every series.
 from __future__ import annotations
 
 from collections.abc import Iterable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from zou_events.http_routes import StartResponse, json_response
+
+if TYPE_CHECKING:  # not at run time: gunicorn's master imports this before gevent patches
+    from zou_events.admission import WsgiApp
 
 MONITORING_PATHS = frozenset({"/metrics", "/health", "/ready"})
 NOT_FOUND = {"error": "not found"}
@@ -35,7 +38,7 @@ def local_port(environ: dict[str, Any]) -> int | None:
 class ListenerRouter:
     """Outermost WSGI app: the metrics port reaches ``monitoring`` alone, the others ``app``."""
 
-    def __init__(self, app: Any, monitoring: Any, metrics_port: int) -> None:
+    def __init__(self, app: WsgiApp, monitoring: WsgiApp, metrics_port: int) -> None:
         self._app = app
         self._monitoring = monitoring
         self._metrics_port = metrics_port

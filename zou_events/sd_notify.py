@@ -4,9 +4,9 @@ gunicorn's master says READY=1 as soon as it listens, before its worker has even
 alone subscribed to Redis: ``systemctl start`` would return while the instance still delivers
 nothing. So the master's configuration moves ``NOTIFY_SOCKET`` out of gunicorn's sight
 (``take_notify_socket``), and the worker, a child of the master (the unit says
-``NotifyAccess=all``), says READY=1 once ``Runtime.is_ready()`` holds: subscribed to Redis,
-or at once in standalone mode. Until then, and afterwards whenever readiness changes,
-``STATUS=`` tells ``systemctl status`` why the instance is not ready.
+``NotifyAccess=all``), says READY=1 once ``Readiness.is_ready()`` (drain.py) holds:
+subscribed to Redis, or at once in standalone mode. Until then, and afterwards whenever
+readiness changes, ``STATUS=`` tells ``systemctl status`` why the instance is not ready.
 """
 
 from __future__ import annotations

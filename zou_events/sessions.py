@@ -23,6 +23,7 @@ import gevent
 import structlog
 from gevent.pool import Pool
 
+from zou_events import metrics
 from zou_events.auth import Identity
 from zou_events.zou_api import ZouUnavailable
 
@@ -30,7 +31,7 @@ log = structlog.get_logger("zou_events.sessions")
 
 RevokedLookup = Callable[[list[str]], set[str]]  # jtis -> the revoked ones
 StillValid = Callable[[Identity], bool]  # Zou's word now; raises ZouUnavailable
-Kick = Callable[[str, str], None]  # (sid, reason)
+Kick = Callable[[str, Identity, str], None]  # (sid, its identity, reason)
 _SWEEP_BATCH = 1000
 RECHECK_CONCURRENCY = 4  # requests to Zou's API at once per sweep (its pool holds 20)
 
@@ -67,8 +68,17 @@ class Sessions:
         if identity.expires_at is not None:
             delay = max(0.0, identity.expires_at - time.time())
             timer = gevent.get_hub().loop.timer(delay)
-            timer.start(gevent.spawn, self._kick, sid, "token_expired")
+            timer.start(gevent.spawn, self.kick, sid, "token_expired")
             self._timers[sid] = timer
+
+    def kick(self, sid: str, reason: str) -> None:
+        """Disconnect ``sid``, if still here, on the server's initiative (``reason``: metrics)."""
+        identity = self._identities.get(sid)
+        if identity is not None:
+            self._kick(sid, identity, reason)
+
+    def refresh_gauges(self) -> None:
+        metrics.connected_people.set(len({i.person_id for i in self._identities.values()}))
 
     def remove(self, sid: str) -> Identity | None:
         timer = self._timers.pop(sid, None)
@@ -112,7 +122,7 @@ class Sessions:
             revoked = self._revoked([identity.jti for _, identity in batch])
             for sid, identity in batch:
                 if identity.jti in revoked:
-                    self._kick(sid, "token_revoked")
+                    self.kick(sid, "token_revoked")
                     kicked += 1
         return kicked
 
@@ -137,6 +147,6 @@ class Sessions:
         kicked = 0
         for sid, identity in sockets:
             if answers.get(identity.jti) is False:
-                self._kick(sid, "token_revoked")
+                self.kick(sid, "token_revoked")
                 kicked += 1
         return kicked

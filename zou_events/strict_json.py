@@ -85,8 +85,10 @@ class BoundedJson:
         except (ValueError, UnicodeDecodeError) as error:
             raise Refused("malformed_json", str(error)[:200]) from None
         # Counting brackets is C-fast; the walk runs only when they could nest too deep.
-        brackets = (b"[", b"{") if isinstance(text, bytes) else ("[", "{")
-        opening = text.count(brackets[0]) + text.count(brackets[1])
+        if isinstance(text, bytes):
+            opening = text.count(b"[") + text.count(b"{")
+        else:
+            opening = text.count("[") + text.count("{")
         if opening > self.max_depth and _deeper_than(value, self.max_depth):
             raise Refused("too_deep", f"nested deeper than {self.max_depth} levels")
         return value

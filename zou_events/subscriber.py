@@ -140,6 +140,7 @@ class Subscriber:
 
     def _log_subscribed(self, lost_at: float | None) -> None:
         self._set_subscribed(True)
+        self.fanout.subscription_started()
         if lost_at is None:
             log.info("subscribed to redis", channel=self.channel)
         else:
@@ -198,7 +199,7 @@ class Subscriber:
             metrics.redis_messages.labels(metrics.event_family(message.event)).inc()
             if message.published_at is not None:
                 metrics.publish_delay_seconds.observe(max(0.0, time.time() - message.published_at))
-            self.fanout.deliver(message, arrived)
+            self.fanout.deliver(message, arrived, raw)
         else:
             self.fanout.apply_room_change(message)
 

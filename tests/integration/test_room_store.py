@@ -321,8 +321,7 @@ def test_no_keys_left_once_everyone_is_gone(client: redis.Redis, prefix: str) ->
     store.disconnect("s2")
     assert keys_of(client, prefix) == {"instances", "instance:i1:alive"}
     store.release_instance("i1")
-    registry.retire("i1")
-    assert keys_of(client, prefix) == set()
+    assert client.pttl(f"{prefix}instance:i1:alive") > 0  # the heartbeat expires by itself
 
 
 def test_key_layout(client: redis.Redis, prefix: str) -> None:
@@ -513,11 +512,11 @@ def test_heartbeat_says_when_the_instance_was_not_live(client: redis.Redis, pref
 def test_cluster_stats_sum_live_instances(client: redis.Redis, prefix: str) -> None:
     registry = RedisInstanceRegistry(client, prefix)
     for instance, count in (("i1", 3), ("i2", 4), ("gone", 100)):
-        registry.heartbeat(instance, 30)
+        if instance != "gone":  # its heartbeat expired, its counters not yet
+            registry.heartbeat(instance, 30)
         counters = {"nb_connections": count, "namespaces": {"/": 1, "/events": count}}
         registry.publish_instance_stats(instance, counters, 30)
     registry.heartbeat("quiet", 30)  # live, nothing published yet
-    registry.retire("gone")
     stats = registry.cluster_stats()
     assert set(stats.instances) == {"i1", "i2", "quiet"}
     assert stats.instances["quiet"] == {}
@@ -546,8 +545,6 @@ def test_memory_registry_follows_the_same_rules() -> None:
     now[0] += 20
     assert registry.cluster_stats().instances == {}
     assert registry.heartbeat("i1", 10) is False
-    registry.retire("i1")
-    assert registry.cluster_stats().instances == {}
 
 
 # The names of rooms (live reviews): what Redis holds is validated like any input; Zou is

@@ -46,7 +46,7 @@ class Zou:
 def sessions(zou: Zou, revoked: set[str] | None = None) -> tuple[Sessions, list[tuple[str, str]]]:
     kicked: list[tuple[str, str]] = []
     store = (lambda jtis: {j for j in jtis if j in revoked}) if revoked is not None else None
-    return Sessions(lambda sid, reason: kicked.append((sid, reason)), store, 10.0, zou), kicked
+    return Sessions(lambda sid, _id, reason: kicked.append((sid, reason)), store, 10.0, zou), kicked
 
 
 def test_each_distinct_token_is_asked_once_and_its_every_socket_cut_when_revoked() -> None:

@@ -8,6 +8,7 @@ import pickle
 
 import pytest
 
+from zou_events.bus import MemoryBus
 from zou_events.config import load_settings
 from zou_events.fanout import Fanout
 from zou_events.messages import (
@@ -122,7 +123,8 @@ def test_size_limit_follows_the_room_payload_limit() -> None:
 
 @pytest.fixture
 def fanout() -> Fanout:
-    return Fanout(EventServer(load_settings({"SECRET_KEY": "k" * 32})), host_id="here")
+    bus = MemoryBus("here")
+    return Fanout(EventServer(load_settings({"SECRET_KEY": "k" * 32})), bus.host_id, bus.publish)
 
 
 def connected(fanout: Fanout) -> str:

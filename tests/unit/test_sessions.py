@@ -26,7 +26,8 @@ class Kicks:
         self.done: list[tuple[str, str]] = []
         self._kicked = Event()
 
-    def __call__(self, sid: str, reason: str) -> None:
+    def __call__(self, sid: str, identity: Identity, reason: str) -> None:
+        assert identity.jti.startswith("unit-")  # the kicked socket's own
         self.done.append((sid, reason))
         self._kicked.set()
 

@@ -17,6 +17,7 @@ import redis
 from prometheus_client import REGISTRY
 
 from zou_events import subscriber as subscriber_module
+from zou_events.bus import MemoryBus
 from zou_events.config import load_settings
 from zou_events.fanout import Fanout
 from zou_events.messages import Emit
@@ -40,7 +41,8 @@ def wait_for(condition: Callable[[], bool], timeout: float = 5.0) -> None:
 
 @pytest.fixture
 def fanout() -> Fanout:
-    return Fanout(EventServer(load_settings({"SECRET_KEY": "k" * 32})), host_id="here")
+    bus = MemoryBus("here")
+    return Fanout(EventServer(load_settings({"SECRET_KEY": "k" * 32})), bus.host_id, bus.publish)
 
 
 @pytest.fixture
@@ -104,10 +106,10 @@ def test_a_loop_that_stops_turning_is_restarted(
 
 def test_any_failure_applying_a_message_drops_that_message_only(fanout: Fanout) -> None:
     class BrokenFanout(Fanout):
-        def deliver(self, emit: Emit, arrived: float) -> int:
+        def deliver(self, emit: Emit, arrived: float, raw: bytes | None = None) -> int:
             raise RuntimeError("a bug in delivery")
 
-    broken = BrokenFanout(fanout.server, "here")
+    broken = BrokenFanout(fanout.server, "here", fanout.publish)
     subscriber = Subscriber(lambda: redis.Redis(), "channel", broken)
     before = sample("zou_events_redis_messages_dropped_total", reason="error")
     message = b'{"method":"emit","event":"x","data":[{}],"namespace":"/events"}'

@@ -24,6 +24,10 @@ class ClusterStats:
     instances: dict[str, dict[str, Any]]  # live instance id -> its last published counters
     totals: dict[str, Any]  # the numbers of every live instance summed, nested dicts merged
 
+    def updated(self, instance_id: str, counters: Mapping[str, Any]) -> ClusterStats:
+        """These stats with ``instance_id``'s counters replaced by fresher ones."""
+        return _cluster_stats({**self.instances, instance_id: dict(counters)})
+
 
 class InstanceRegistry(Protocol):
     def heartbeat(self, instance_id: str, ttl: float) -> bool:
@@ -36,9 +40,6 @@ class InstanceRegistry(Protocol):
     ) -> None: ...
 
     def cluster_stats(self) -> ClusterStats: ...
-
-    def retire(self, instance_id: str) -> None:
-        """Clean shutdown: the instance is no longer live, its counters are gone."""
 
 
 def _is_count(value: object) -> bool:
@@ -103,7 +104,7 @@ class RedisInstanceRegistry:
 
     def heartbeat(self, instance_id: str, ttl: float) -> bool:
         # a script: the reaper must not run between the liveness check and the renewal
-        args = [self._keys.prefix, instance_id, _ttl_ms(ttl)]
+        args: list[str | int] = [self._keys.prefix, instance_id, _ttl_ms(ttl)]
         return bool(self._heartbeat(keys=[], args=args))
 
     def publish_instance_stats(
@@ -115,11 +116,6 @@ class RedisInstanceRegistry:
     def cluster_stats(self) -> ClusterStats:
         reply = self._live_stats(keys=[], args=[self._keys.prefix])
         return _cluster_stats({instance_id: _counters(raw) for instance_id, raw in reply})
-
-    def retire(self, instance_id: str) -> None:
-        self._client.delete(
-            self._keys.instance(instance_id, "alive"), self._keys.instance(instance_id, "stats")
-        )
 
 
 def _counters(raw: str) -> dict[str, Any]:
@@ -157,7 +153,3 @@ class MemoryInstanceRegistry:
             until, counters = self._stats.get(instance_id, (now, {}))
             instances[instance_id] = counters if until > now else {}
         return _cluster_stats(instances)
-
-    def retire(self, instance_id: str) -> None:
-        self._alive_until.pop(instance_id, None)
-        self._stats.pop(instance_id, None)

@@ -22,12 +22,14 @@ from gevent.lock import Semaphore
 
 from zou_events import metrics
 from zou_events.auth import Identity
-from zou_events.connections import ConnectionHandlers
+from zou_events.connections import SERVER_SHUTDOWN
 from zou_events.fanout import Fanout
 from zou_events.log_limit import log_misbehaviour
 from zou_events.rooms import PeopleChange, RoomStore, rules
 from zou_events.rooms.limits import RateLimiter
-from zou_events.transport.server import EVENTS, Gate
+from zou_events.rooms.names import RoomNamer
+from zou_events.sessions import Sessions
+from zou_events.transport.server import EVENTS, TRANSPORT_ERROR, EventServer, Gate
 from zou_events.zou_api import ZouApi, ZouUnavailable
 
 log = structlog.get_logger("zou_events.rooms")
@@ -51,22 +53,25 @@ class Refused(Exception):
 class RoomHandlers:
     def __init__(
         self,
-        connections: ConnectionHandlers,
+        sio: EventServer,
+        sessions: Sessions,
         fanout: Fanout,
         store: RoomStore,
         zou: ZouApi | None,
         limiter: RateLimiter,
         max_payload_bytes: int,
         instance_id: str,
+        namer: RoomNamer | None = None,
     ) -> None:
-        self.sio = connections.sio
-        self.connections = connections
+        self.sio = sio
+        self.sessions = sessions
         self.fanout = fanout
         self.store = store
         self.zou = zou
         self.limiter = limiter
         self.max_payload_bytes = max_payload_bytes
         self.instance_id = instance_id
+        self.namer = namer  # learns the names of the rooms Zou let someone into
         self.opened: dict[str, set[str]] = {}  # local sid -> rooms it opened
         self.stored: set[str] = set()  # local sids the store may hold (they opened or joined)
         self._order: dict[str, Semaphore] = {}  # local sid -> its room events, one at a time
@@ -81,7 +86,6 @@ class RoomHandlers:
         for name, handler in handlers.items():
             self.sio.on(PREFIX + name, self._guarded(name, handler), namespace=EVENTS)
             self.sio.gate(PREFIX + name, self._rate_gate(name), namespace=EVENTS)
-        connections.on_events_disconnect.append(self.socket_gone)
 
     # --- gate: rate, as events are read; guard: identity, shape, size, store -------------
 
@@ -93,7 +97,7 @@ class RoomHandlers:
                 return True
             metrics.room_events.labels(name).inc()
             metrics.rate_limit_hits.inc()
-            identity = self.connections.sessions.get(sid)
+            identity = self.sessions.get(sid)
             with structlog.contextvars.bound_contextvars(
                 sid=sid,
                 namespace=EVENTS,
@@ -121,7 +125,7 @@ class RoomHandlers:
             structlog.contextvars.clear_contextvars()
             structlog.contextvars.bind_contextvars(sid=sid, namespace=EVENTS, event=PREFIX + name)
             metrics.room_events.labels(name).inc()
-            identity = self.connections.sessions.get(sid)
+            identity = self.sessions.get(sid)
             if identity is None:  # its disconnect was handled before this event's greenlet ran
                 self._refused(sid, name, "not_connected")
                 return
@@ -129,6 +133,8 @@ class RoomHandlers:
             room = rules.room_id(data)
             structlog.contextvars.bind_contextvars(person_id=identity.person_id, playlist_id=room)
             try:
+                if room is None:  # Zou would broadcast to every socket of /events
+                    raise Refused("invalid_payload")
                 self._check(data, room)
                 self._must_be_in(sid, name, room)
                 handler(sid, identity, room, data, *args[1:])
@@ -144,9 +150,7 @@ class RoomHandlers:
         run.__name__ = f"on_{name.replace('-', '_')}"
         return run
 
-    def _check(self, data: Any, room: str | None) -> None:
-        if room is None:  # Zou would broadcast to every socket of /events
-            raise Refused("invalid_payload")
+    def _check(self, data: Any, room: str) -> None:
         try:
             size = len(json.dumps(data, separators=(",", ":")))
         except (TypeError, ValueError):
@@ -170,7 +174,7 @@ class RoomHandlers:
             # a socket's flood logs once per window; many sockets' floods, a few lines
             log_misbehaviour(log, "info", "room event refused", reason=reason)
         if reason == "rate_limited" and self.limiter.should_kick(sid):
-            self.connections.kick(sid, "rate_limited")
+            self.sessions.kick(sid, "rate_limited")
 
     def _may_read(self, identity: Identity, room: str) -> None:
         """Zou decides (team member, admin; not vendors; clients on shared playlists)."""
@@ -182,6 +186,8 @@ class RoomHandlers:
             raise Refused("no_access") from None  # fail closed
         if not allowed:
             raise Refused("no_access")
+        if self.namer is not None:
+            self.namer.entered(room, identity.token)
 
     @staticmethod
     def _may_drive(identity: Identity) -> None:
@@ -224,7 +230,13 @@ class RoomHandlers:
         self._people_updated(room, self.store.leave(room, sid))
 
     def room_updated(
-        self, sid: str, identity: Identity, room: str, data: Any, only_newcomer: Any = False, *_
+        self,
+        sid: str,
+        identity: Identity,
+        room: str,
+        data: Any,
+        only_newcomer: Any = False,
+        *_: Any,
     ) -> None:
         self._may_drive(identity)
         state = self.store.update(room, data, identity.person_id)
@@ -239,7 +251,7 @@ class RoomHandlers:
         return relay
 
     def _gone(self, sid: str) -> bool:
-        return self.connections.sessions.get(sid) is None
+        return self.sessions.get(sid) is None
 
     def _forget_locally(self, sid: str) -> bool:
         """Forget a gone socket here; True if the store may still hold it."""
@@ -261,7 +273,7 @@ class RoomHandlers:
     def socket_gone(self, sid: str, _identity: Identity, reason: str) -> None:
         # Most sockets never open a review room: their disconnect costs no Redis round trip
         # (in a reconnect storm, thousands of them).
-        if self._forget_locally(sid) and reason != "server_shutdown":
+        if self._forget_locally(sid) and reason != SERVER_SHUTDOWN:
             # On shutdown or reload the presence stays until this instance's heartbeat
             # expires, so clients reconnecting elsewhere find their room as it was.
             self._clean_up(sid)
@@ -276,18 +288,16 @@ class RoomHandlers:
             log.warning("room cleanup failed, retrying", sid=sid, retry_in=delay, error=str(error))
             gevent.spawn_later(delay, self._clean_up, sid, attempt + 1)
 
-    def local_sockets(self) -> int:
-        """Sockets of this instance that opened a room."""
-        return len(self.opened)
+    def refresh_gauges(self) -> None:
+        metrics.room_sockets.set(len(self.opened))  # sockets of this instance that opened one
 
     def cut_room_sockets(self) -> None:
         """The cluster presumed this instance dead and may have reaped its presence: make its
         room sockets reconnect (transport close) so that they open and join again."""
         for sid in list(self.opened):
             eio_sid = self.sio.manager.eio_sid_from_sid(sid, EVENTS)
-            socket = self.sio.eio.sockets.get(eio_sid) if eio_sid else None
-            if socket is not None:
-                socket.close(wait=False, abort=True, reason=self.sio.eio.reason.TRANSPORT_ERROR)
+            if eio_sid is not None:
+                self.sio.abort(eio_sid, TRANSPORT_ERROR)
 
     def announce(self, changes: list[PeopleChange]) -> None:
         for change in changes:

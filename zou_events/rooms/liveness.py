@@ -12,10 +12,12 @@ from collections.abc import Callable
 from typing import Any
 
 import gevent
+import redis
 import structlog
 
 from zou_events import metrics
-from zou_events.rooms import InstanceRegistry, PeopleChange, RoomStats, RoomStore
+from zou_events.rooms import InstanceRegistry, OpenRoom, PeopleChange, RoomStore
+from zou_events.rooms.store import summarise
 
 log = structlog.get_logger("zou_events.rooms.liveness")
 
@@ -39,6 +41,8 @@ class Liveness:
         counters: Callable[[], dict[str, Any]],
         announce: Callable[[list[PeopleChange]], None],
         presumed_dead: Callable[[], None],
+        show_rooms: Callable[[list[OpenRoom]], None],
+        mode: str,
     ) -> None:
         self.instance_id = instance_id
         self.registry = registry
@@ -48,6 +52,8 @@ class Liveness:
         self._counters = counters
         self._announce = announce
         self._presumed_dead = presumed_dead
+        self._show_rooms = show_rooms  # the live-reviews series (live_rooms.py)
+        self.mode = mode
         self._greenlet: gevent.Greenlet | None = None
         self._registered = False
 
@@ -85,16 +91,38 @@ class Liveness:
     def _report(self) -> None:
         cluster = self.registry.cluster_stats()
         reporter = min(cluster.instances, default=self.instance_id) == self.instance_id
-        stats = self.store.stats() if reporter else RoomStats()
+        rooms = self.store.rooms() if reporter else []
+        stats = summarise(rooms)
+        self._show_rooms(rooms)
         metrics.instances_live.set(len(cluster.instances) if reporter else 0)
         metrics.rooms_open.set(stats.rooms)
         metrics.room_people.set(stats.people)
         sizes = dict.fromkeys(metrics.ROOM_SIZE_BUCKETS, 0)
-        for people, rooms in stats.people_per_room.items():
+        for people, count in stats.people_per_room.items():
             if people > 0:
-                sizes[size_bucket(people)] += rooms
-        for label, rooms in sizes.items():
-            metrics.rooms_by_size.labels(label).set(rooms)
+                sizes[size_bucket(people)] += count
+        for label, count in sizes.items():
+            metrics.rooms_by_size.labels(label).set(count)
+
+    def stats(self) -> dict[str, Any]:
+        """/stats: cluster-wide and exact, the live instances' own counters (this one's
+        fresh) summed; the rooms from the store."""
+        counters = self._counters()
+        instance = {"id": self.instance_id, "mode": self.mode}
+        try:
+            cluster = self.registry.cluster_stats().updated(self.instance_id, counters)
+            rooms = self.store.stats()
+        except (redis.RedisError, OSError) as error:
+            log.warning("cluster stats unavailable", error=str(error))
+            return {**counters, "instance": instance, "cluster": "unavailable"}
+        return {
+            **cluster.totals,
+            "instances": cluster.instances,
+            "rooms": rooms.rooms,
+            "people_in_rooms": rooms.people,
+            "sockets_in_rooms": rooms.sockets,
+            "instance": instance,
+        }
 
     def stop(self) -> None:
         """Shutdown, after the drain: stop heartbeating. What this instance's sockets held in

@@ -52,7 +52,7 @@ class RedisNamesStore:
         }
 
 
-def _decode(raw: str | None) -> RoomNames | None:
+def _decode(raw: str | bytes | None) -> RoomNames | None:
     """Redis is shared: what it holds is validated like any input."""
     try:
         fields = json.loads(raw) if raw is not None else None

@@ -31,7 +31,7 @@ class RedisRoomStore:
         self._scripts = {name: client.register_script(source) for name, source in SCRIPTS.items()}
 
     def open(self, room_id: str, sid: str, instance_id: str) -> list[str]:
-        return self._run("open", room_id, sid, instance_id)
+        return list(self._run("open", room_id, sid, instance_id))
 
     def close(self, room_id: str, sid: str) -> None:
         self._run("close", room_id, sid)
@@ -54,7 +54,7 @@ class RedisRoomStore:
         return people, self._state(room_id, people, stored)
 
     def leave(self, room_id: str, sid: str) -> list[str]:
-        return self._run("leave", room_id, sid)
+        return list(self._run("leave", room_id, sid))
 
     def update(self, room_id: str, payload: object, user_id: str) -> dict[str, Any] | None:
         update = rules.status_update(payload, user_id)

@@ -13,6 +13,7 @@ import structlog
 from gevent.lock import BoundedSemaphore
 
 from zou_events import metrics, session_ids
+from zou_events.admission import WsgiApp
 from zou_events.config import Settings
 from zou_events.log_limit import log_misbehaviour
 from zou_events.origin import OriginPolicy
@@ -21,7 +22,7 @@ from zou_events.strict_json import ClientPacket, read_engineio_packets_strictly
 from zou_events.transport import backlog, delivery, inbound
 from zou_events.transport.manager import IndexedManager
 from zou_events.transport.pings import Pinger
-from zou_events.transport.polling_guard import EngineIOServer
+from zou_events.transport.polling_guard import EngineIOServer, PollingGuard
 from zou_events.transport.websocket import WebSocket
 
 log = structlog.get_logger("zou_events.transport.server")
@@ -35,12 +36,20 @@ ACCEPTED_NAMESPACES = ("/", EVENTS)
 # Checks an event as its socket's reader reads it, before it waits for a handler slot:
 # gate(sid, event arguments) is False for an event refused (the gate counts and logs why).
 Gate = Callable[[str, list[Any]], bool]
+# Completes the CONNECT answer of an /events socket (its Engine.IO session, the answer's
+# data) and returns the events to send right after it: connection state recovery's pid
+# and missed events (recovery/).
+ConnectAnswer = Callable[[str, dict[str, Any]], list[list[Any]]]
+
+
+def _plain_answer(eio_sid: str, answer: dict[str, Any]) -> list[list[Any]]:
+    return []
 
 
 class EventServer(socketio.Server):
     """python-socketio's server with our WebSocket driver and a count of unknown namespaces."""
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, connect_answer: ConnectAnswer = _plain_answer) -> None:
         super().__init__(
             client_manager=IndexedManager(),
             # bounded JSON as browsers read it (no NaN/Infinity), for Socket.IO packets
@@ -82,6 +91,7 @@ class EventServer(socketio.Server):
         self.open_sessions: set[str] = set()
         self.pending = PendingSessions(settings.connect_timeout, self.end_transport)
         self._gates: dict[tuple[str, str], Gate] = {}  # (namespace, event) -> its gate
+        self.connect_answer = connect_answer
 
     def gate(self, event: str, check: Gate, namespace: str) -> None:
         """Run ``check`` on every ``event`` of ``namespace`` as it is read, before it waits
@@ -147,9 +157,26 @@ class EventServer(socketio.Server):
         client reconnects either way, but python-socketio's (gazu) takes CLOSE as final."""
         self.abort(eio_sid, SERVER_DISCONNECT)
 
+    def is_open_session(self, eio_sid: str) -> bool:
+        return eio_sid in self.open_sessions
+
+    def wsgi_app(self, other: WsgiApp, max_body_bytes: int, body_timeout: float) -> WsgiApp:
+        """The WSGI application of Engine.IO's path, ``other`` serving every other path;
+        polling bodies bounded (polling_guard.py)."""
+        inner = socketio.WSGIApp(self, other, socketio_path="socket.io")
+        return PollingGuard(inner, max_body_bytes, body_timeout)
+
     def open_session_ids(self) -> list[str]:
         """The Engine.IO sessions open now."""
         return list(self.open_sessions)
+
+    def refresh_gauges(self) -> None:
+        """Sockets per namespace and transport, computed when scraped rather than on every
+        upgrade."""
+        for namespace in metrics.NAMESPACES:
+            websocket, polling = self.transport_counts(namespace)
+            metrics.connected_sockets.labels(namespace, "websocket").set(websocket)
+            metrics.connected_sockets.labels(namespace, "polling").set(polling)
 
     def transport_counts(self, namespace: str) -> tuple[int, int]:
         """(WebSocket, long-polling) sockets of ``namespace``, those still being
@@ -253,6 +280,19 @@ class EventServer(socketio.Server):
         )
         if session:
             socket.close(wait=False, abort=True, reason=reason)
+
+    def _send_packet(self, eio_sid: str, pkt: Any) -> None:
+        """The CONNECT answer of /events goes through ``connect_answer``, and the events it
+        returns follow it at once: python-socketio makes the socket a recipient of live
+        events right after, with no switch to another greenlet in between."""
+        if pkt.packet_type != socketio.packet.CONNECT or pkt.namespace != EVENTS:
+            super()._send_packet(eio_sid, pkt)
+            return
+        replay = self.connect_answer(eio_sid, pkt.data)
+        super()._send_packet(eio_sid, pkt)
+        for data in replay:
+            event = self.packet_class(socketio.packet.EVENT, namespace=EVENTS, data=data)
+            super()._send_packet(eio_sid, event)
 
     def _handle_connect(self, eio_sid: str, namespace: str | None, data: Any) -> None:
         if (namespace or "/") not in ACCEPTED_NAMESPACES:
