@@ -11,7 +11,9 @@ from typing import Any
 from bench.scenarios import Round
 
 OURS, ZOU, NODE = "zou-events", "zou", "node"
-OTHERS = (ZOU, NODE)
+# zou-events with connection state recovery off: the hot path's cost of offsets (issue 14)
+NO_RECOVERY = "zou-events-no-recovery"
+OTHERS = (ZOU, NODE, NO_RECOVERY)
 
 
 def _by(rounds: list[Round], scenario: str, server: str) -> list[Round]:

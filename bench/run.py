@@ -35,7 +35,9 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m bench.run", description=__doc__.split("\n")[0])
     parser.add_argument("--quick", action="store_true", help="small smoke run (< 1 minute)")
     parser.add_argument(
-        "--servers", default="ours,zou,node", help="any of ours,zou,node (default all three)"
+        "--servers",
+        default="ours,zou,node",
+        help="any of ours,zou,node,ours-no-recovery (default the first three)",
     )
     parser.add_argument("--scenarios", default="steady,burst,idle")
     parser.add_argument("--rounds", type=int, default=5, help="steady rounds per server")
@@ -64,6 +66,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
 def build_servers(names: list[str], cpus: set[int] | None) -> list[ServerUnderTest]:
     known: dict[str, Callable[[], ServerUnderTest]] = {
         "ours": lambda: OurServer(cpus),
+        "ours-no-recovery": lambda: OurServer(cpus, recovery=False),
         "zou": lambda: ZouServer(cpus),
         "node": lambda: NodeServer(cpus),
     }

@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Protocol
 
 from bench import machine, procs
+from bench.publisher import CHANNEL
 from tests.support.server import free_port, start_server, wait_until
 from tests.support.tokens import make_token
 from tests.support.zou_stack import CAST, EVENT_STREAM_WORKER, ZOU_VENV, ZouStack
@@ -66,10 +67,12 @@ class ServerUnderTest(Protocol):
 class OurServer:
     """zou-events from this checkout, with its shipped gunicorn configuration."""
 
-    name = "zou-events"
-
-    def __init__(self, cpus: set[int] | None) -> None:
+    def __init__(self, cpus: set[int] | None, recovery: bool = True) -> None:
         self.cpus = cpus
+        self.recovery = recovery
+        # The load client's sockets authenticate by cookie: with recovery on, every event
+        # they get carries an offset, and every message read from Redis is kept for replay.
+        self.name = "zou-events" if recovery else "zou-events-no-recovery"
 
     def versions(self) -> dict[str, str]:
         return machine.python_versions(sys.executable)  # start_server uses this interpreter
@@ -80,7 +83,14 @@ class OurServer:
     @contextmanager
     def running(self, token_count: int) -> Iterator[Running]:
         secret = secrets.token_hex(32)
-        with start_server({"SECRET_KEY": secret, "ZOU_EVENTS_LOG_LEVEL": "warning"}) as handle:
+        env = {
+            "SECRET_KEY": secret,
+            "ZOU_EVENTS_LOG_LEVEL": "warning",
+            "ZOU_EVENTS_RECOVERY": "true" if self.recovery else "false",
+            # the publisher's, Zou's (the test suite gives each server a channel of its own)
+            "ZOU_EVENTS_CHANNEL": CHANNEL,
+        }
+        with start_server(env) as handle:
             worker = procs.only_child(handle.process.pid)
             procs.pin(handle.process.pid, self.cpus)
             procs.pin(worker, self.cpus)

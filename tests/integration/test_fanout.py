@@ -123,9 +123,12 @@ def test_gazu_client_with_header_receives_events(
 
 
 def websocket_events_client(server: ServerHandle, token: str) -> websocket.WebSocket:
+    """A raw /events WebSocket authenticated as gazu is (Bearer header): its frames are
+    python-socketio's, unchanged. A cookie socket's broadcasts end with connection state
+    recovery's offset (tests/resilience/test_recovery.py)."""
     ws = websocket.create_connection(
         f"ws://127.0.0.1:{server.port}/socket.io/?EIO=4&transport=websocket",
-        header=[f"Cookie: access_token_cookie={token}"],
+        header=[f"Authorization: Bearer {token}"],
         timeout=10,
     )
     assert ws.recv().startswith("0{")

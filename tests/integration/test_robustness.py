@@ -62,9 +62,10 @@ def test_standalone_mode_when_no_redis_is_configured_or_reachable() -> None:
 
 
 def ws_connect(server: ServerHandle, token: str) -> websocket.WebSocket:
+    # A Bearer header, as gazu: frames without connection state recovery's offsets.
     ws = websocket.create_connection(
         f"ws://127.0.0.1:{server.port}/socket.io/?EIO=4&transport=websocket",
-        header=[f"Cookie: access_token_cookie={token}"],
+        header=[f"Authorization: Bearer {token}"],
         timeout=10,
     )
     ws.recv()

@@ -31,17 +31,28 @@ function open(i) {
     tag({ type: "open", transport: socket.io.engine.transport.name });
     socket.io.engine.once("upgrade", (t) => tag({ type: "upgrade", transport: t.name }));
   });
-  socket.on("connect", () => tag({ type: "connect", transport: socket.io.engine.transport.name }));
+  socket.on("connect", () =>
+    tag({
+      type: "connect",
+      transport: socket.io.engine.transport.name,
+      recovered: socket.recovered,
+      pid: socket._pid, // connection state recovery's private id, for the tests that steal it
+    }),
+  );
   socket.on("connect_error", (error) => tag({ type: "connect_error", message: error.message }));
   socket.on("disconnect", (reason) => tag({ type: "disconnect", reason }));
   socket.io.on("reconnect", () => tag({ type: "reconnect" }));
-  socket.onAny((event, ...args) =>
+  socket.onAny((event, ...args) => {
+    // socket.io-client's own rule (connection state recovery): once the server gave a pid, a
+    // last string argument is the event's offset, not application data. Reported apart, so
+    // that args and raw are what Kitsu's handlers use.
+    const offset = socket._pid && typeof args.at(-1) === "string" ? args.pop() : undefined;
     tag(
       config.summary
-        ? { type: "event", event, index: args[0]?.i }
-        : { type: "event", event, args, raw: JSON.stringify(args) },
-    ),
-  );
+        ? { type: "event", event, index: args[0]?.i, offset }
+        : { type: "event", event, args, raw: JSON.stringify(args), offset },
+    );
+  });
   return socket;
 }
 

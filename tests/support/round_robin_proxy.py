@@ -29,15 +29,7 @@ class RoundRobinProxy:
             upstream.settimeout(None)
             self._sockets += [client, upstream]
             for source, sink in ((client, upstream), (upstream, client)):
-                threading.Thread(target=self._pipe, args=(source, sink), daemon=True).start()
-
-    @staticmethod
-    def _pipe(source: socket.socket, sink: socket.socket) -> None:
-        with contextlib.suppress(OSError):
-            while data := source.recv(65536):
-                sink.sendall(data)
-        with contextlib.suppress(OSError):
-            sink.shutdown(socket.SHUT_WR)
+                threading.Thread(target=pipe, args=(source, sink), daemon=True).start()
 
     def close(self) -> None:
         with contextlib.suppress(OSError):
@@ -51,3 +43,12 @@ class RoundRobinProxy:
 
     def __exit__(self, *_exc: object) -> None:
         self.close()
+
+
+def pipe(source: socket.socket, sink: socket.socket) -> None:
+    """Copy ``source`` to ``sink`` until it ends, then end ``sink``'s sending side."""
+    with contextlib.suppress(OSError):
+        while data := source.recv(65536):
+            sink.sendall(data)
+    with contextlib.suppress(OSError):
+        sink.shutdown(socket.SHUT_WR)
