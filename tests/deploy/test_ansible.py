@@ -77,8 +77,16 @@ SYSTEM_PYTHON = {
 
 
 def platform_choices(tmp_path: Path, platform: str, **overrides: object) -> dict[str, object]:
-    files = render_role(tmp_path / platform, _zou_events_platform=platform, **overrides)
-    return json.loads((files / "platform.json").read_text())
+    """What the role installs the virtualenv with on ``platform`` (tests/deploy/platform.yml)."""
+    out = tmp_path / f"{platform}-{len(overrides)}.json"
+    result = installed_collection().run(
+        deploy_tool("ansible-playbook"),
+        ROOT / "tests/deploy/platform.yml",
+        "-e",
+        json.dumps({"_zou_events_platform": platform, "out": str(out), **overrides}),
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    return json.loads(out.read_text())
 
 
 def test_every_supported_distribution_gets_a_python_zou_events_supports(tmp_path: Path) -> None:
@@ -100,7 +108,7 @@ def test_every_supported_distribution_gets_a_python_zou_events_supports(tmp_path
     deadsnakes = {"python": "/usr/bin/python3.12", "packages": ["python3.12-venv"]}
     assert (
         platform_choices(
-            tmp_path / "override",
+            tmp_path,
             "Ubuntu-22.04",
             zou_events_python=deadsnakes["python"],
             zou_events_python_packages=deadsnakes["packages"],
@@ -113,7 +121,7 @@ def test_an_unsupported_distribution_is_refused(tmp_path: Path) -> None:
     with pytest.raises(
         AssertionError, match="Debian-11 is not supported; the role knows Debian-12"
     ):
-        render_role(tmp_path, _zou_events_platform="Debian-11")
+        platform_choices(tmp_path, "Debian-11")
 
 
 def test_the_galaxy_platforms_are_the_supported_distributions() -> None:

@@ -33,11 +33,11 @@ from tests.deploy.container import Container
 from tests.deploy.harness import (
     HERE,
     JS_DIR,
-    ROOT,
     PlaybookRun,
     Probe,
     build_release,
     deploy_tool,
+    installed_collection,
     run_playbook,
     wheelhouse,
 )
@@ -48,6 +48,7 @@ from tests.support.tokens import make_token
 DISTRIBUTIONS = {"deb12": "bookworm", "deb13": "trixie"}
 PORTS = (5001, 5002)
 NGINX_PORT = 8080
+PROMETHEUS_PORT = 9090  # Debian's prometheus package, running in the container
 # nginx's log of every /socket.io request: the session id, the instance that served it, status.
 ROUTING_LOG = "/var/log/nginx/zou-events-routing.log"
 GRACEFUL_TIMEOUT = 6  # drains fast; TimeoutStopSec follows (21 s)
@@ -58,6 +59,9 @@ NEEDS = ("systemd-nspawn", "nsenter", "mmdebstrap", "node")
 missing = [tool for tool in NEEDS if shutil.which(tool) is None]
 pytestmark = [
     pytest.mark.slow,
+    # The converge, in the first test's setup, is a whole playbook run over nsenter: minutes on
+    # a busy machine.
+    pytest.mark.timeout(600),
     pytest.mark.skipif(os.geteuid() != 0, reason="systemd-nspawn needs root"),
     pytest.mark.skipif(bool(missing), reason=f"not installed: {missing}; run 60-deploy.sh"),
     pytest.mark.skipif(
@@ -151,6 +155,8 @@ def container(host: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[C
             "SECRET_KEY=not-the-current-key\nKV_HOST=127.0.0.1\nKV_PORT=6379\n",
             mode="0600",
         )
+        # Grafana's provisioning directory, as its package makes it (Debian has no Grafana).
+        box.run("mkdir", "-p", "/etc/grafana/provisioning/dashboards")
         box.write(
             "/etc/nginx/conf.d/routing-log.conf",
             "log_format zou_events_routing '$arg_sid $upstream_addr $status';\n",
@@ -173,8 +179,6 @@ def deployment(
     deploy_tool("ansible-playbook")
     work = tmp_path_factory.mktemp(f"deploy-{host}")
     wheel = build_release(work).wheel
-    # A snapshot: the dashboards may be regenerated while the tests run.
-    grafana = shutil.copytree(ROOT / "grafana", work / "grafana")
     inventory = work / "inventory.yml"
     host_vars = {
         "ansible_connection": "community.docker.nsenter",
@@ -192,9 +196,7 @@ def deployment(
         "zou_events_graceful_timeout": GRACEFUL_TIMEOUT,
         "zou_events_nginx": True,
         "zou_events_prometheus": True,
-        "zou_events_prometheus_service": "",
         "zou_events_grafana": True,
-        "zou_events_grafana_src": str(grafana),
         "zou_events_grafana_service": "",
     }
     inventory.write_text(
@@ -239,20 +241,22 @@ def test_converge_starts_hardened_instances(deployment: Deployment, converged: P
     assert stat == ["600", "root"]
     worker = box.run("pgrep", "-u", "zou-events", "-f", "gunicorn").stdout.split()
     assert len(worker) == 2 * len(PORTS)  # a master and its one worker per instance
-    grafana = deployment.work / "grafana"
+    # The dashboard and the rules came from the installed collection.
+    shipped = installed_collection().root / "roles/zou_events/files"
     box.run(
         "ls",
-        "/etc/prometheus/scrape_configs/zou-events.yml",
-        f"/etc/prometheus/file_sd/zou-events-{deployment.host}.yml",
-        *(
-            f"/var/lib/grafana/dashboards/zou-events/{p.name}"
-            for p in grafana.glob("dashboards/*.json")
-        ),
-        *(
-            f"/etc/grafana/provisioning/dashboards/{p.name}"
-            for p in grafana.glob("provisioning/dashboards/*.y*ml")
-        ),
+        "/etc/grafana/provisioning/dashboards/zou-events.yml",
+        *(f"/var/lib/grafana/dashboards/zou-events/{p.name}" for p in shipped.glob("dashboards/*")),
+        *(f"/etc/prometheus/rules/zou-events-{p.stem}.rules" for p in shipped.glob("prometheus/*")),
     )
+    # Debian's Prometheus, reloaded by the role, scrapes each instance as <host>:<port>.
+    targets = json.loads(deployment.http(PROMETHEUS_PORT, "/api/v1/targets")[1])["data"]
+    instances = {
+        t["labels"]["instance"]
+        for t in targets["activeTargets"]
+        if t["labels"]["job"] == "zou-events"
+    }
+    assert instances == {f"{deployment.host}:{port}" for port in PORTS}
 
 
 def test_clients_receive_events_directly_and_through_nginx(

@@ -79,8 +79,9 @@ def render_role(out: Path, inventory: str = "localhost,", **overrides: Any) -> P
         "zou_events_nginx_service": "",
         "zou_events_prometheus_config_dir": str(out / "prometheus"),
         "zou_events_prometheus_service": "",
+        # A file of its own, not a block in a prometheus.yml (there is none here).
+        "zou_events_prometheus_job_in": "scrape_config_files",
         "zou_events_manage_service": False,
-        "_zou_events_platform": "Debian-12",  # no facts are gathered
         **overrides,
     }
     result = installed_collection().run(
@@ -203,9 +204,18 @@ def test_prometheus_job_reads_the_targets_of_every_host(custom_files: Path, tmp_
     assert config["job_name"] == "zou-events"  # the alert rules select this job name
     [pattern] = config["file_sd_configs"][0]["files"]
     [targets_file] = Path(pattern).parent.glob(Path(pattern).name)
-    [group] = yaml.safe_load(targets_file.read_text())
-    # A wildcard bind is scraped on loopback.
-    assert group["targets"] == ["127.0.0.1:6001", "127.0.0.1:6002", "127.0.0.1:6003"]
+    groups = yaml.safe_load(targets_file.read_text())
+    # A wildcard bind is scraped on loopback; each instance is labelled by host name and port.
+    assert [g["targets"] for g in groups] == [
+        ["127.0.0.1:6001"],
+        ["127.0.0.1:6002"],
+        ["127.0.0.1:6003"],
+    ]
+    assert [g["labels"]["instance"] for g in groups] == [
+        "localhost:6001",
+        "localhost:6002",
+        "localhost:6003",
+    ]
     promtool = shutil.which("promtool")
     if promtool:  # Debian's prometheus package, installed by the observability tests' setup
         config_file = tmp_path / "prometheus.yml"
