@@ -31,3 +31,7 @@ stamp_write() {
     mkdir -p "$ROOT/.setup-stamps"
     cat "$@" | sha256sum | cut -c1-16 >"$ROOT/.setup-stamps/$name"
 }
+
+# The supported Pythons besides .venv's (3.11): their venvs (setup.d/25-matrix.sh) run tests/unit
+# and tests/integration in `make matrix`.
+MATRIX_PYTHONS="${MATRIX_PYTHONS:-3.10 3.12 3.13}"

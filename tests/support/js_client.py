@@ -76,7 +76,13 @@ class JsClient:
 
     def send(self, **command: Any) -> None:
         assert self.process.stdin is not None
-        self.process.stdin.write(json.dumps(command) + "\n")
+        try:
+            line = json.dumps(command)
+        except RecursionError:
+            # Nested deeper than the C encoder goes (1,497 levels on Python 3.12, whatever the
+            # recursion limit): the Python encoder follows sys.setrecursionlimit().
+            line = "".join(json.JSONEncoder().iterencode(command))
+        self.process.stdin.write(line + "\n")
         self.process.stdin.flush()
 
     def emit(self, event: str, *args: Any) -> None:
