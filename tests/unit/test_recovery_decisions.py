@@ -180,3 +180,24 @@ def test_an_instance_started_after_the_last_event_replays_all_it_read(prefix: st
     again, replay = late.connect(identity(ALICE), {"pid": tabs[1]["pid"], "offset": offset})
     assert again["pid"] != tabs[1]["pid"] and replay == []
     assert outcomes("expired") == expired + 1
+
+
+def test_an_instance_started_just_before_the_last_event_finds_it_by_its_bytes(
+    prefix: str,
+) -> None:
+    old = Instance(prefix)
+    for n in range(3):
+        old.publish(n)
+    tabs = [old.connect(identity(ALICE))[0] for _ in range(2)]
+    started = Instance(prefix)  # its first messages have offsets of their own
+    offset = old.publish(3)
+    assert started.publish(3) != offset
+    for tab in tabs:
+        old.recovery.disconnected(tab["sid"], "server_shutdown")
+    started.publish(4)
+    back, replay = started.connect(identity(ALICE), {"pid": tabs[0]["pid"], "offset": offset})
+    assert back["pid"] == tabs[0]["pid"]
+    assert [args[1] for args in replay] == [{"n": 4}]
+    started.publish(3)  # the same bytes again, moments later: which one did the client have?
+    again, replay = started.connect(identity(ALICE), {"pid": tabs[1]["pid"], "offset": offset})
+    assert again["pid"] != tabs[1]["pid"] and replay == []

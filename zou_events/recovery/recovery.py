@@ -34,7 +34,7 @@ SUSPENDING_REASONS = frozenset(
     {"transport", "ping_timeout", "server_shutdown", "token_expired", "slow_consumer"}
 )
 _CLIENT_VALUE = re.compile(r"[A-Za-z0-9_-]{1,64}")  # pids and offsets are base64url
-# How far behind the channel an instance may read: see Recovery._missed.
+# How far apart two instances may read the channel, in seconds: see Recovery._missed.
 READING_MARGIN = 5.0
 
 
@@ -125,23 +125,31 @@ class Recovery:
         """What was published after ``offset``, or None if that cannot be told for sure.
 
         Usually the offset is in the window. When it is not, the client may still have
-        missed nothing this window lacks: in a quiet hour the window ages empty, and an
-        instance that just started read nothing before its start. That is certain when
-        the client had the last broadcast its instance had read at the disconnection
-        (``session.newest``), which was read well before this window's complete part
-        begins, itself well before the disconnection: whatever was published between that
-        broadcast and the disconnection would have been read by the client's instance, so
-        nothing was, and everything here is newer. The margin bounds how far behind the
-        channel an instance reads.
+        missed nothing this window lacks, if it had the last broadcast its instance had
+        read when it left (``session.newest``): nothing came after that one there, so what
+        came after it here is what the client missed. Here, that broadcast is
+        - found by its bytes, read within the margin of the time it was read there: an
+          instance that just started gives its first messages offsets of its own (their
+          predecessors were not read here), or
+        - older than this window's complete part by more than the margin, which itself
+          began more than the margin before the disconnection: whatever was published
+          between that broadcast and the disconnection would have been read by the
+          client's instance, so nothing was, and everything here is newer (an instance
+          started after the client's last event, in a quiet hour).
+        The margin bounds how far apart two instances read the channel.
         """
         missed = self.window.after(offset)
         if missed is not None or session is None or session.newest is None:
             return missed
-        newest, read_at = session.newest
+        newest = session.newest
+        if newest.offset != offset:
+            return None
+        missed = self.window.after_landmark(newest, READING_MARGIN)
+        if missed is not None:
+            return missed
         complete_since = self.window.complete_since
         if (
-            newest == offset
-            and read_at + READING_MARGIN < complete_since
+            newest.at + READING_MARGIN < complete_since
             and complete_since + READING_MARGIN < session.disconnected_at
         ):
             return self.window.entries()

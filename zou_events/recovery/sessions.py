@@ -10,6 +10,8 @@ from typing import Protocol
 import redis
 import structlog
 
+from zou_events.recovery.window import Landmark
+
 log = structlog.get_logger("zou_events.recovery.sessions")
 
 
@@ -17,8 +19,8 @@ log = structlog.get_logger("zou_events.recovery.sessions")
 class Suspended:
     person_id: str
     disconnected_at: float  # wall-clock seconds: compared on another instance
-    # the last broadcast its instance had read then (offset, reading time), if any
-    newest: tuple[str, float] | None = None
+    # the last broadcast its instance had read then, if any
+    newest: Landmark | None = None
 
 
 class SuspendedSessions(Protocol):
@@ -29,9 +31,10 @@ class SuspendedSessions(Protocol):
 
 
 def _encode(session: Suspended) -> str:
-    newest = list(session.newest) if session.newest is not None else None
+    newest = session.newest
+    landmark = [newest.offset, newest.at, newest.digest] if newest is not None else None
     return json.dumps(
-        {"person_id": session.person_id, "at": session.disconnected_at, "newest": newest}
+        {"person_id": session.person_id, "at": session.disconnected_at, "newest": landmark}
     )
 
 
@@ -47,8 +50,8 @@ def _decode(value: str) -> Suspended | None:
     if not isinstance(person_id, str) or not isinstance(at, int | float):
         return None
     match newest:
-        case [str(offset), int(read_at) | float(read_at)]:
-            return Suspended(person_id, float(at), (offset, float(read_at)))
+        case [str(offset), int(read_at) | float(read_at), str(digest)]:
+            return Suspended(person_id, float(at), Landmark(offset, float(read_at), digest))
         case None:
             return Suspended(person_id, float(at))
     return None

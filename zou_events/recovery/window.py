@@ -36,6 +36,16 @@ class Entry:
     emit: Emit
     size: int  # bytes of the message as read from Redis
     at: float  # when it was read
+    digest: str  # of its bytes (hex): the same message wherever it was read
+
+
+@dataclass(frozen=True, slots=True)
+class Landmark:
+    """A message as one instance read it, for another to find it among its own entries."""
+
+    offset: str
+    at: float
+    digest: str
 
 
 class ReplayWindow:
@@ -62,8 +72,8 @@ class ReplayWindow:
         # Every message read since then is here: the start (or last reset), or the reading
         # time of the newest evicted entry.
         self.complete_since = clock()
-        # (offset, reading time) of the last message recorded since the reset, evicted or not
-        self.newest: tuple[str, float] | None = None
+        # the last message recorded since the reset, evicted or not
+        self.newest: Landmark | None = None
 
     def __len__(self) -> int:
         return len(self._entries)
@@ -75,12 +85,13 @@ class ReplayWindow:
         chained.update(digest)
         offset = base64.urlsafe_b64encode(chained.digest()).decode()
         self._previous.append(digest)
+        hex_digest = digest.hex()
         if offset in self._position:
             self._repeated[offset] = self._repeated.get(offset, 0) + 1
         self._position[offset] = self._first + len(self._entries)
         now = self._clock()
-        self._entries.append(Entry(offset, emit, len(raw), now))
-        self.newest = (offset, now)
+        self._entries.append(Entry(offset, emit, len(raw), now, hex_digest))
+        self.newest = Landmark(offset, now, hex_digest)
         self.bytes += len(raw)
         self._evict(now)
         return offset
@@ -90,11 +101,25 @@ class ReplayWindow:
         (too old, evicted, never read here, or ambiguous) and not the last one read."""
         self._evict(self._clock())
         position = self._position.get(offset)
-        if position is None and self.newest is not None and self.newest[0] == offset:
+        if position is None and self.newest is not None and self.newest.offset == offset:
             return []  # the last message read here, aged out since: nothing came after it
         if position is None or offset in self._repeated:
             return None
         return list(itertools.islice(self._entries, position - self._first + 1, None))
+
+    def after_landmark(self, landmark: Landmark, margin: float) -> list[Entry] | None:
+        """The entries recorded after the one message here with the bytes of ``landmark``
+        read within ``margin`` seconds of it (the same message, read here too), or None if
+        there is none or more than one."""
+        self._evict(self._clock())
+        found = [
+            index
+            for index, entry in enumerate(self._entries)
+            if entry.digest == landmark.digest and abs(entry.at - landmark.at) <= margin
+        ]
+        if len(found) != 1:
+            return None
+        return list(itertools.islice(self._entries, found[0] + 1, None))
 
     def entries(self) -> list[Entry]:
         """Every entry, oldest first."""
