@@ -26,9 +26,10 @@ from tests.resilience.support import emit_message, metric
 from tests.support.js_client import JsClient, Message
 from tests.support.raw_eio import Polling
 from tests.support.redis_server import RedisServer
-from tests.support.server import ServerHandle, start_server
+from tests.support.server import ServerHandle, start_server, wait_until
 from tests.support.sid_router import SidRouter
 from tests.support.tokens import make_token
+from zou_events.recovery.recovery import READING_MARGIN
 from zou_events.recovery.window import PREDECESSORS
 
 EVENT = "task:update"
@@ -239,6 +240,66 @@ def test_rolling_restart_of_two_instances_loses_nothing(
     for i in range(tabs):
         assert sequences[i] == list(range(last + 1)), "\n".join(timelines[i])
         # every tab left the second instance, some the first one as well: all recovered
+        assert outcome[i] and all(outcome[i]), f"tab {i}: {outcome[i]}"
+
+
+def live(browser: JsClient, tabs: int) -> None:
+    """Every tab connected: its last connect after its last disconnect."""
+
+    def connected(i: int) -> bool:
+        kinds = [m["type"] for m in browser.seen if m.get("i") == i]
+        kinds = [kind for kind in kinds if kind in ("connect", "disconnect")]
+        return bool(kinds) and kinds[-1] == "connect"
+
+    def all_connected() -> bool:
+        browser.drain()
+        return all(connected(i) for i in range(tabs))
+
+    wait_until(all_connected, 30, "every tab connected again")
+
+
+def test_a_rolling_restart_in_a_quiet_moment_is_recovered(
+    redis_env: dict[str, str], private_redis: RedisServer
+) -> None:
+    """No event while the instances restart: the restarted one has read nothing the tabs
+    had, yet it knows they missed nothing (docs/architecture.md)."""
+    tabs = 2
+    quiet = READING_MARGIN + 1  # the quiet moments being tested
+    first = start_server(redis_env)
+    second = start_server({**redis_env, "SECRET_KEY": first.secret_key})
+    token = make_token(first.secret_key)
+    try:
+        with (
+            SidRouter([first.port, second.port]) as router,
+            JsClient(router.url, cookie=cookie(token), reconnection=True, count=tabs) as browser,
+        ):
+            for i in range(tabs):
+                browser.wait_for(lambda m, i=i: m["type"] == "upgrade" and m["i"] == i)
+            publisher = Publisher(private_redis.client(2), first.channel)
+            for _ in range(3):
+                publisher.publish_one()
+            for i in range(tabs):
+                received(browser, 2, i)
+            first.signal(signal.SIGTERM)
+            assert first.process.wait(30) == 0
+            live(browser, tabs)
+            time.sleep(quiet)
+            first = start_server(first.env, port=first.port)
+            time.sleep(quiet)
+            second.signal(signal.SIGTERM)
+            assert second.process.wait(30) == 0
+            live(browser, tabs)
+            for _ in range(3):
+                publisher.publish_one()
+            for i in range(tabs):
+                received(browser, 5, i)
+            outcome = {i: [c["recovered"] for c in connects(browser, i)[1:]] for i in range(tabs)}
+            sequences = {i: numbers(browser, i) for i in range(tabs)}
+    finally:
+        first.stop()
+        second.stop()
+    for i in range(tabs):
+        assert sequences[i] == list(range(6))
         assert outcome[i] and all(outcome[i]), f"tab {i}: {outcome[i]}"
 
 
