@@ -18,7 +18,7 @@ import redis
 import socketio
 
 from tests.support import suite_redis
-from tests.support.zou_stack import ZouStack, make_token
+from tests.support.zou_stack import ZOU_CHANNEL, ZouStack, make_token
 
 PERSON_CLAIMS = {"fresh", "iat", "jti", "type", "sub", "nbf", "exp", "identity_type", "refresh_jti"}
 # name -> expected (role, is_bot, is a preview account)
@@ -171,7 +171,7 @@ def test_logout_revokes_the_token_in_redis_db0(zou_stack: ZouStack) -> None:
 def events_channel() -> Iterator[redis.client.PubSub]:
     client = suite_redis.client(suite_redis.EVENTS_DB)
     pubsub = client.pubsub(ignore_subscribe_messages=True)
-    pubsub.subscribe("flask-socketio")
+    pubsub.subscribe(ZOU_CHANNEL)
     # The subscription is live once Redis confirms it.
     confirmation = pubsub.parse_response(block=True, timeout=5)
     assert confirmation is not None and confirmation[0] == b"subscribe"
