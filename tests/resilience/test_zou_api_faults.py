@@ -3,7 +3,7 @@
 What needs Zou's database is asked of its API; when the API cannot answer, a person never
 seen is refused with a clear "try again later", room access fails closed, timeouts are short,
 a circuit breaker stops the calls, the worker stays responsive, and /ready stays 200: Zou's
-API is not a readiness condition (Runtime.is_ready only checks the Redis subscription and
+API is not a readiness condition (Readiness.is_ready only checks the Redis subscription and
 the drain), since no other zou-events instance could do better while Zou is down.
 Accepting a known person from the account cache while Zou is down needs a real Zou that
 answered first: the Zou compatibility tier tests it.
