@@ -33,13 +33,18 @@ find_python() {  # find_python VERSION: prints the interpreter's path, or fails
     return 1
 }
 
-# What a matrix venv holds: the interpreter (path and patch release), the project's declared
-# dependencies and the pins; other edits to pyproject.toml do not rebuild it.
+# The project's dependencies with the dev extra, one a line (tomllib: .venv's 3.11 reads it).
+requirements() {
+    .venv/bin/python -c 'import sys, tomllib
+project = tomllib.load(open("pyproject.toml", "rb"))["project"]
+print(*project["dependencies"], *project["optional-dependencies"]["dev"], sep="\n")'
+}
+
+# What a matrix venv holds: the interpreter (path and patch release), the requirements and the
+# pins; other edits to pyproject.toml do not rebuild it.
 inputs() {  # inputs PYTHON
     "$1" -c 'import sys; print(sys.executable, sys.version)'
-    .venv/bin/python -c 'import json, sys, tomllib
-project = tomllib.load(open("pyproject.toml", "rb"))["project"]
-json.dump([project["dependencies"], project["optional-dependencies"]], sys.stdout)'
+    requirements
     cat constraints.txt
 }
 
@@ -53,8 +58,8 @@ link_venv() {  # link_venv VERSION PYTHON: .venv-pyVERSION -> the cached venv fo
         "$python" -m venv "$venv"
         "$venv/bin/pip" install -q --disable-pip-version-check --upgrade pip </dev/null >/dev/null
         # The dependencies only: the tests import zou_events from the tree they run in.
-        "$venv/bin/pip" install -q --disable-pip-version-check -c constraints.txt '.[dev]' </dev/null
-        "$venv/bin/pip" uninstall -q -y zou-events </dev/null
+        "$venv/bin/pip" install -q --disable-pip-version-check -c constraints.txt \
+            -r <(requirements) </dev/null
         touch "$venv/.complete"
     fi
     if [ "$(readlink ".venv-py$version" 2>/dev/null)" != "$venv" ]; then
@@ -68,6 +73,14 @@ declare -A pythons
 for version in $MATRIX_PYTHONS; do
     pythons[$version]=$(find_python "$version")
 done
+# The builds run side by side (nothing is built in the tree); each one's failure is reported.
+pids=()
 for version in $MATRIX_PYTHONS; do
-    link_venv "$version" "${pythons[$version]}"
+    link_venv "$version" "${pythons[$version]}" &
+    pids+=("$!")
 done
+failed=0
+for pid in "${pids[@]}"; do
+    wait "$pid" || failed=1
+done
+[ "$failed" -eq 0 ] || { log "a virtualenv of the matrix failed to build (see above)"; exit 1; }
