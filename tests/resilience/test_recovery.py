@@ -191,6 +191,28 @@ def test_a_ten_second_cut_is_recovered_and_gazu_sees_todays_bytes(
     assert calls == [({"i": n},) for n in range(last + 1)]
 
 
+@contextmanager
+def two_instances(
+    redis_env: dict[str, str], tabs: int
+) -> Iterator[tuple[list[ServerHandle], JsClient]]:
+    """Two instances of one cluster behind the router and ``tabs`` Kitsu tabs on WebSocket;
+    a test may replace the instances in the list (restarts): all are stopped at the end."""
+    servers = [start_server(redis_env)]
+    try:
+        servers.append(start_server({**redis_env, "SECRET_KEY": servers[0].secret_key}))
+        token = make_token(servers[0].secret_key)
+        with (
+            SidRouter([server.port for server in servers]) as router,
+            JsClient(router.url, cookie=cookie(token), reconnection=True, count=tabs) as browser,
+        ):
+            for i in range(tabs):
+                browser.wait_for(lambda m, i=i: m["type"] == "upgrade" and m["i"] == i)
+            yield servers, browser
+    finally:
+        for server in servers:
+            server.stop()
+
+
 def restart(
     server: ServerHandle, tabs: int, browser: JsClient, publisher: Publisher
 ) -> ServerHandle:
@@ -212,31 +234,19 @@ def test_rolling_restart_of_two_instances_loses_nothing(
     redis_env: dict[str, str], private_redis: RedisServer
 ) -> None:
     tabs = 4
-    first = start_server(redis_env)
-    second = start_server({**redis_env, "SECRET_KEY": first.secret_key})
-    token = make_token(first.secret_key)
-    try:
-        with (
-            SidRouter([first.port, second.port]) as router,
-            JsClient(router.url, cookie=cookie(token), reconnection=True, count=tabs) as browser,
-        ):
+    with two_instances(redis_env, tabs) as (servers, browser):
+        publisher = Publisher(private_redis.client(2), servers[0].channel)
+        with publisher.running():
             for i in range(tabs):
-                browser.wait_for(lambda m, i=i: m["type"] == "upgrade" and m["i"] == i)
-            publisher = Publisher(private_redis.client(2), first.channel)
-            with publisher.running():
-                for i in range(tabs):
-                    received(browser, 5, i)
-                first = restart(first, tabs, browser, publisher)
-                second = restart(second, tabs, browser, publisher)
-            last = publisher.count - 1
-            for i in range(tabs):
-                received(browser, last, i)
-            outcome = {i: [c["recovered"] for c in connects(browser, i)[1:]] for i in range(tabs)}
-            sequences = {i: numbers(browser, i) for i in range(tabs)}
-            timelines = {i: timeline(browser, i) for i in range(tabs)}
-    finally:
-        first.stop()
-        second.stop()
+                received(browser, 5, i)
+            servers[0] = restart(servers[0], tabs, browser, publisher)
+            servers[1] = restart(servers[1], tabs, browser, publisher)
+        last = publisher.count - 1
+        for i in range(tabs):
+            received(browser, last, i)
+        outcome = {i: [c["recovered"] for c in connects(browser, i)[1:]] for i in range(tabs)}
+        sequences = {i: numbers(browser, i) for i in range(tabs)}
+        timelines = {i: timeline(browser, i) for i in range(tabs)}
     for i in range(tabs):
         assert sequences[i] == list(range(last + 1)), "\n".join(timelines[i])
         # every tab left the second instance, some the first one as well: all recovered
@@ -265,39 +275,27 @@ def test_a_rolling_restart_in_a_quiet_moment_is_recovered(
     had, yet it knows they missed nothing (docs/architecture.md)."""
     tabs = 2
     quiet = READING_MARGIN + 1  # the quiet moments being tested
-    first = start_server(redis_env)
-    second = start_server({**redis_env, "SECRET_KEY": first.secret_key})
-    token = make_token(first.secret_key)
-    try:
-        with (
-            SidRouter([first.port, second.port]) as router,
-            JsClient(router.url, cookie=cookie(token), reconnection=True, count=tabs) as browser,
-        ):
-            for i in range(tabs):
-                browser.wait_for(lambda m, i=i: m["type"] == "upgrade" and m["i"] == i)
-            publisher = Publisher(private_redis.client(2), first.channel)
-            for _ in range(3):
-                publisher.publish_one()
-            for i in range(tabs):
-                received(browser, 2, i)
-            first.signal(signal.SIGTERM)
-            assert first.process.wait(30) == 0
-            live(browser, tabs)
-            time.sleep(quiet)
-            first = start_server(first.env, port=first.port)
-            time.sleep(quiet)
-            second.signal(signal.SIGTERM)
-            assert second.process.wait(30) == 0
-            live(browser, tabs)
-            for _ in range(3):
-                publisher.publish_one()
-            for i in range(tabs):
-                received(browser, 5, i)
-            outcome = {i: [c["recovered"] for c in connects(browser, i)[1:]] for i in range(tabs)}
-            sequences = {i: numbers(browser, i) for i in range(tabs)}
-    finally:
-        first.stop()
-        second.stop()
+    with two_instances(redis_env, tabs) as (servers, browser):
+        publisher = Publisher(private_redis.client(2), servers[0].channel)
+        for _ in range(3):
+            publisher.publish_one()
+        for i in range(tabs):
+            received(browser, 2, i)
+        servers[0].signal(signal.SIGTERM)
+        assert servers[0].process.wait(30) == 0
+        live(browser, tabs)
+        time.sleep(quiet)
+        servers[0] = start_server(servers[0].env, port=servers[0].port)
+        time.sleep(quiet)
+        servers[1].signal(signal.SIGTERM)
+        assert servers[1].process.wait(30) == 0
+        live(browser, tabs)
+        for _ in range(3):
+            publisher.publish_one()
+        for i in range(tabs):
+            received(browser, 5, i)
+        outcome = {i: [c["recovered"] for c in connects(browser, i)[1:]] for i in range(tabs)}
+        sequences = {i: numbers(browser, i) for i in range(tabs)}
     for i in range(tabs):
         assert sequences[i] == list(range(6))
         assert outcome[i] and all(outcome[i]), f"tab {i}: {outcome[i]}"
@@ -346,12 +344,15 @@ def test_a_pid_restores_nothing_for_another_person_an_expired_token_or_twice(
         tab.wait_type("upgrade")
 
         def cut_while_publishing() -> dict[str, str]:
-            """Cut the tab after one event, publish one more: Alice's recovery request."""
+            """Cut the tab after one event, publish one more: Alice's recovery request, once
+            the server has suspended her session."""
             publisher.publish_one()
             offset = received(tab, publisher.count - 1)["offset"]
             since = len(tab.seen)
             router.cut()
             tab.wait_for(lambda m: m["type"] == "disconnect", since=since)
+            suspended = f"{server.key_prefix}recovery:{pid}"
+            wait_until(lambda: publisher.client.exists(suspended), 10, "suspended session")
             publisher.publish_one()
             return {"pid": pid, "offset": offset}
 

@@ -9,6 +9,7 @@ import contextlib
 import itertools
 import socket
 import threading
+from collections.abc import Callable
 
 
 class RoundRobinProxy:
@@ -17,19 +18,14 @@ class RoundRobinProxy:
         self._listener = socket.create_server(("127.0.0.1", 0))
         self.port = self._listener.getsockname()[1]
         self._sockets: list[socket.socket] = [self._listener]
-        threading.Thread(target=self._accept, daemon=True).start()
+        accepting(self._listener, self._connect)
 
-    def _accept(self) -> None:
-        while True:
-            try:
-                client, _ = self._listener.accept()
-            except OSError:  # closed
-                return
-            upstream = socket.create_connection(("127.0.0.1", next(self._backends)), timeout=5)
-            upstream.settimeout(None)
-            self._sockets += [client, upstream]
-            for source, sink in ((client, upstream), (upstream, client)):
-                threading.Thread(target=pipe, args=(source, sink), daemon=True).start()
+    def _connect(self, client: socket.socket) -> None:
+        upstream = socket.create_connection(("127.0.0.1", next(self._backends)), timeout=5)
+        upstream.settimeout(None)
+        self._sockets += [client, upstream]
+        for source, sink in ((client, upstream), (upstream, client)):
+            threading.Thread(target=pipe, args=(source, sink), daemon=True).start()
 
     def close(self) -> None:
         with contextlib.suppress(OSError):
@@ -43,6 +39,21 @@ class RoundRobinProxy:
 
     def __exit__(self, *_exc: object) -> None:
         self.close()
+
+
+def accepting(listener: socket.socket, handle: Callable[[socket.socket], None]) -> None:
+    """A thread that hands each connection ``listener`` accepts to ``handle``, until the
+    listener is shut down."""
+
+    def accept() -> None:
+        while True:
+            try:
+                client, _ = listener.accept()
+            except OSError:  # closed
+                return
+            handle(client)
+
+    threading.Thread(target=accept, daemon=True).start()
 
 
 def pipe(source: socket.socket, sink: socket.socket) -> None:

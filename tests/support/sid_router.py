@@ -16,7 +16,7 @@ import re
 import socket
 import threading
 
-from tests.support.round_robin_proxy import pipe
+from tests.support.round_robin_proxy import accepting, pipe
 
 _SID_PORT = re.compile(rb"[?&]sid=[a-z0-9]+-(\d+)\.")
 
@@ -31,7 +31,7 @@ class SidRouter:
         self._lock = threading.Lock()
         self._open: set[socket.socket] = set()
         self._cut = False
-        threading.Thread(target=self._accept, daemon=True).start()
+        accepting(self._listener, self._in_thread)
 
     def cut(self) -> None:
         with self._lock:
@@ -46,13 +46,8 @@ class SidRouter:
         with self._lock:
             self._cut = False
 
-    def _accept(self) -> None:
-        while True:
-            try:
-                client, _ = self._listener.accept()
-            except OSError:  # closed
-                return
-            threading.Thread(target=self._route, args=(client,), daemon=True).start()
+    def _in_thread(self, client: socket.socket) -> None:
+        threading.Thread(target=self._route, args=(client,), daemon=True).start()
 
     def _route(self, client: socket.socket) -> None:
         head = b""
