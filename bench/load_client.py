@@ -22,10 +22,17 @@ class Connected:
     failures: dict[str, int]
     retries: dict[str, int]  # answers that made a socket try again (admission, "try again later")
     seconds: float
+    upgraded: int  # Kitsu-style sockets that moved from polling to WebSocket
 
 
 class LoadClient:
-    """``count`` sockets on ``port``'s /events, each authenticated with a cookie token."""
+    """``count`` sockets on ``port``'s /events, each authenticated with a cookie token.
+
+    ``kitsu``: each socket is a socket.io-client as Kitsu runs it (polling handshake, then
+    upgrade to WebSocket, reconnection with its own backoff) instead of a raw WebSocket.
+    ``source_addresses``: spread the sockets over that many 127.x.y.z source addresses
+    (0: the kernel's choice), as one address has only ~28,000 ephemeral ports.
+    """
 
     def __init__(
         self,
@@ -36,6 +43,8 @@ class LoadClient:
         concurrency: int = 200,
         connect_timeout: float = 60.0,
         handshake_timeout: float = 10.0,
+        kitsu: bool = False,
+        source_addresses: int = 0,
     ) -> None:
         node = shutil.which("node")
         if node is None:
@@ -47,10 +56,13 @@ class LoadClient:
             "concurrency": concurrency,
             "connect_timeout": connect_timeout,
             "handshake_timeout": handshake_timeout,
+            "kitsu": kitsu,
+            "source_addresses": source_addresses,
         }
         self.connect_timeout = connect_timeout
         self.process = subprocess.Popen(
-            [node, str(SCRIPT)],
+            # 50,000 sockets' state outgrows Node.js's default heap limit.
+            [node, "--max-old-space-size=8192", str(SCRIPT)],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             text=True,
@@ -97,7 +109,11 @@ class LoadClient:
     def wait_connected(self) -> Connected:
         message = self._reply("connected", self.connect_timeout + 30)
         return Connected(
-            message["joined"], message["failures"], message["retries"], message["seconds"]
+            message["joined"],
+            message["failures"],
+            message["retries"],
+            message["seconds"],
+            message["upgraded"],
         )
 
     def reset(self) -> None:

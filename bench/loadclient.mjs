@@ -1,9 +1,12 @@
 // Benchmark load client: many raw Engine.IO 4 / Socket.IO 5 WebSockets on /events in one
 // Node.js process, cheap enough per message that the server, not this client, is measured.
 //
-// The first stdin line is the configuration (JSON; too big for argv with 10k tokens): url (ws://host:port), tokens (access_token_cookie values, socket i
-// uses tokens[i % n]), count, concurrency (handshakes in flight), connect_timeout (s, whole
-// connect phase), handshake_timeout (s, per socket).
+// The first stdin line is the configuration (JSON; too big for argv with 10k tokens): url
+// (ws://host:port), tokens (access_token_cookie values, socket i uses tokens[i % n]), count,
+// concurrency (handshakes in flight), connect_timeout (s, whole connect phase),
+// handshake_timeout (s, per socket), kitsu (true: each socket is a socket.io-client, as in
+// Kitsu: polling handshake then WebSocket upgrade, its own reconnection), source_addresses
+// (N > 0: socket i binds 127.x.y.z number i % N, past one address's ephemeral ports).
 // Then one JSON command per line: {"cmd":"reset"} | {"cmd":"wait","per_socket":K,"timeout":s}
 // | {"cmd":"report","events":E} | {"cmd":"close"}. stdout: one JSON reply per line, plus
 // {"type":"connected",...} once the connect phase ends.
@@ -14,6 +17,7 @@ import { performance } from "node:perf_hooks";
 // `ws` is installed for the end-to-end tests (a dependency of socket.io-client).
 const require = createRequire(new URL("../tests/js/package.json", import.meta.url));
 const WebSocket = require("ws");
+const { io } = require("socket.io-client");
 
 const lines = readline.createInterface({ input: process.stdin })[Symbol.asyncIterator]();
 const config = JSON.parse((await lines.next()).value);
@@ -40,6 +44,7 @@ const sockets = new Array(count).fill(null);
 const perSocket = new Uint32Array(count);
 const perEvent = new Uint32Array(MAX_EVENTS);
 let joined = 0;
+let upgraded = 0; // kitsu sockets that moved from polling to WebSocket
 let stats;
 let waiter = null;
 
@@ -57,11 +62,15 @@ function resetStats() {
 }
 
 function onEvent(data) {
-  const now = wallSeconds();
   const at = data.lastIndexOf(TIME_KEY);
   const published = parseFloat(data.toString("latin1", at + TIME_KEY.length));
   const sequenceAt = data.lastIndexOf(SEQUENCE_KEY, at);
   const sequence = parseInt(data.toString("latin1", sequenceAt + SEQUENCE_KEY.length, at), 10);
+  record(published, sequence);
+}
+
+function record(published, sequence) {
+  const now = wallSeconds();
   if (sequence < MAX_EVENTS) perEvent[sequence]++;
   const latency = now - published;
   const micros = Math.max(1, latency * 1e6);
@@ -77,6 +86,58 @@ function finishWait(complete) {
   clearTimeout(waiter.timer);
   waiter = null;
   out({ type: "waited", complete, received: stats.received });
+}
+
+// Source address of socket i: 127.0.0.0/8 minus 127.0.0.0/16, one of config.source_addresses.
+function sourceAddress(i) {
+  if (!config.source_addresses) return undefined;
+  const n = i % config.source_addresses;
+  return `127.${1 + (n >> 16)}.${(n >> 8) & 255}.${n & 255}`;
+}
+
+// One Kitsu tab: socket.io-client with its defaults (polling handshake, then upgrade to
+// WebSocket; reconnection with backoff), the cookie on every request as a browser sends it.
+// Resolves with null once joined to /events; each refused attempt is counted as a retry, and
+// the socket keeps trying until the connect phase's deadline.
+function openKitsu(i, retries) {
+  return new Promise((resolve) => {
+    const socket = io(`${config.url.replace(/^ws/, "http")}/events`, {
+      forceNew: true,
+      extraHeaders: { Cookie: `access_token_cookie=${config.tokens[i % config.tokens.length]}` },
+      timeout: config.handshake_timeout * 1000,
+      localAddress: sourceAddress(i),
+    });
+    sockets[i] = socket;
+    let isJoined = false;
+    socket.on("connect", () => {
+      if (!isJoined) joined++;
+      isJoined = true;
+      resolve(null);
+    });
+    // The engine is replaced on each reconnection: count one upgrade per tab.
+    let isUpgraded = false;
+    socket.io.on("open", () =>
+      socket.io.engine.once("upgrade", () => {
+        if (!isUpgraded) upgraded++;
+        isUpgraded = true;
+      }),
+    );
+    socket.on("connect_error", (error) => {
+      const reason = error.message.startsWith("xhr poll error") ? `http ${error.description}` : error.message;
+      retries[reason] = (retries[reason] || 0) + 1;
+    });
+    socket.on("bench:fanout", (payload) => {
+      perSocket[i]++;
+      record(payload.t, payload.n);
+    });
+    socket.on("disconnect", (reason) => {
+      if (isJoined) {
+        isJoined = false;
+        joined--;
+        stats.disconnects[reason] = (stats.disconnects[reason] || 0) + 1;
+      }
+    });
+  });
 }
 
 // One socket: resolves with null once joined to /events, or with the reason it failed.
@@ -95,6 +156,7 @@ function open(i) {
       perMessageDeflate: false,
       skipUTF8Validation: true,
       handshakeTimeout: config.handshake_timeout * 1000,
+      localAddress: sourceAddress(i),
     });
     sockets[i] = ws;
     ws.on("message", (data) => {
@@ -146,6 +208,12 @@ async function connectAll() {
   async function lane() {
     while (next < count && Date.now() < deadline) {
       const i = next++;
+      if (config.kitsu) {
+        const late = new Promise((resume) => setTimeout(resume, deadline - Date.now(), "not connected by the deadline"));
+        const reason = await Promise.race([openKitsu(i, retries), late]);
+        if (reason !== null) failures[reason] = (failures[reason] || 0) + 1;
+        continue;
+      }
       let reason = await open(i);
       for (let pause = 50; retryable(reason) && Date.now() + pause < deadline; ) {
         retries[reason] = (retries[reason] || 0) + 1;
@@ -160,7 +228,7 @@ async function connectAll() {
   await Promise.all(Array.from({ length: Math.min(config.concurrency, count) }, lane));
   const notTried = count - next;
   if (notTried > 0) failures["not attempted before the deadline"] = notTried;
-  out({ type: "connected", joined, failures, retries, seconds: wallSeconds() - started });
+  out({ type: "connected", joined, upgraded, failures, retries, seconds: wallSeconds() - started });
 }
 
 // Events of 0..events-1 that fewer than all joined sockets received, as [sequence, count].
@@ -176,7 +244,7 @@ function report(events) {
   let minPerSocket = Infinity;
   let maxPerSocket = 0;
   sockets.forEach((ws, i) => {
-    if (ws && ws.readyState === WebSocket.OPEN) {
+    if (ws && (config.kitsu ? ws.connected : ws.readyState === WebSocket.OPEN)) {
       minPerSocket = Math.min(minPerSocket, perSocket[i]);
       maxPerSocket = Math.max(maxPerSocket, perSocket[i]);
     }
@@ -198,7 +266,7 @@ function report(events) {
 }
 
 function closeAll() {
-  for (const ws of sockets) if (ws) ws.terminate();
+  for (const ws of sockets) if (ws) config.kitsu ? ws.disconnect() : ws.terminate();
   out({ type: "closed" });
   process.exit(0);
 }

@@ -72,8 +72,15 @@ def pin(pid: int, cpus: set[int] | None) -> None:
         os.sched_setaffinity(int(task.name), cpus)
 
 
-def raise_open_files_limit() -> int:
-    """Soft RLIMIT_NOFILE up to the hard limit, inherited by every process started from here."""
+def raise_open_files_limit(wanted: int) -> int:
+    """RLIMIT_NOFILE up to ``wanted`` (the hard limit too, where allowed: root), or else to
+    the hard limit; inherited by every process started from here. Returns the soft limit."""
     _soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if wanted > hard:
+        try:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (wanted, wanted))
+            return wanted
+        except (ValueError, OSError):  # not root: as far as the hard limit goes
+            pass
     resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
     return hard

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import statistics
+from collections.abc import Iterable
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
@@ -13,7 +14,10 @@ from bench.scenarios import Round
 OURS, ZOU, NODE = "zou-events", "zou", "node"
 # zou-events with connection state recovery off: the hot path's cost of offsets (issue 14)
 NO_RECOVERY = "zou-events-no-recovery"
-OTHERS = (ZOU, NODE, NO_RECOVERY)
+# zou-events without admission control: how fast the worker itself takes a storm
+NO_ADMISSION = "zou-events-no-admission"
+OTHERS = (ZOU, NODE, NO_RECOVERY, NO_ADMISSION)
+STORM_SECONDS_MAX = 15.0  # issue 13: a 10,000-tab storm connected within this on this machine
 
 
 def _by(rounds: list[Round], scenario: str, server: str) -> list[Round]:
@@ -37,6 +41,9 @@ def _ratios(ours: dict[str, Any], theirs: dict[str, Any], other: str) -> dict[st
         "drain_seconds",
         "cpu_seconds_per_100k",
         "rss_per_idle_connection",
+        "connect_seconds",
+        "connect_cpu_ms_per_socket",
+        "idle_cpu_us_per_socket_second",
     )
     return {
         f"{other}_over_ours": {key: _ratio(theirs[key], ours[key]) for key in lower_is_better},
@@ -48,10 +55,15 @@ def _ratios(ours: dict[str, Any], theirs: dict[str, Any], other: str) -> dict[st
     }
 
 
+def _mean(values: Iterable[float | None]) -> float | None:
+    known = [v for v in values if v is not None]
+    return statistics.mean(known) if known else None
+
+
 def summarize(rounds: list[Round]) -> dict[str, Any]:
     """Per scenario and server: the headline numbers, aggregated over rounds."""
     summary: dict[str, Any] = {}
-    for scenario in ("steady", "burst", "idle"):
+    for scenario in ("steady", "burst", "idle", "storm", "idle50k"):
         per_server = {}
         for server in (OURS, *OTHERS):
             chosen = _by(rounds, scenario, server)
@@ -73,6 +85,13 @@ def summarize(rounds: list[Round]) -> dict[str, Any]:
                 "drain_seconds": statistics.median(drains) if drains else None,
                 "cpu_seconds_per_100k": _cpu_per_100k(chosen),
                 "rss_per_idle_connection": statistics.mean(rss) if rss else None,
+                "connect_seconds": max(r.connect_seconds for r in chosen),
+                "connect_failures": sum(sum(r.connect_failures.values()) for r in chosen),
+                "connect_retries": sum(sum(r.connect_retries.values()) for r in chosen),
+                "connect_cpu_ms_per_socket": _mean(r.connect_cpu_ms_per_socket for r in chosen),
+                "idle_cpu_us_per_socket_second": _mean(
+                    r.idle_cpu_us_per_socket_second for r in chosen
+                ),
                 "client_cpu_share_max": max(r.client_cpu_share for r in chosen),
                 "other_cpu_share_max": max(r.other_cpu_share for r in chosen),
             }
@@ -111,6 +130,23 @@ def versus(rounds: list[Round], other: str, share: float) -> dict[str, dict[str,
             "met": all(r.complete for r in ours) and drain_ours <= drain_theirs * share,
             "drain_seconds": [drain_ours, drain_theirs],
             f"{other}_complete": all(r.complete for r in theirs),
+        }
+    ours, theirs = _by(rounds, "storm", OURS), _by(rounds, "storm", other)
+    if ours and theirs:
+        # Everyone connected, none given up, in at most their time (and 15 s here).
+        connect_ours = max(r.connect_seconds for r in ours)
+        connect_theirs = min(r.connect_seconds for r in theirs)
+        failures = sum(sum(r.connect_failures.values()) for r in ours)
+        result[f"storm_connected_within_{other}_time"] = {
+            "met": failures == 0
+            and all(r.clients_joined == r.clients_wanted and r.complete for r in ours)
+            and connect_ours <= min(connect_theirs, STORM_SECONDS_MAX),
+            "connect_seconds": [connect_ours, connect_theirs],
+            "failures": failures,
+            "cpu_ms_per_connect": [
+                _mean(r.connect_cpu_ms_per_socket for r in ours),
+                _mean(r.connect_cpu_ms_per_socket for r in theirs),
+            ],
         }
     return result
 
@@ -180,6 +216,14 @@ def rows(r: Round) -> list[str]:
         f"{_num(rss, 1):>8} {r.client_cpu_share:>10.0%} {r.other_cpu_share:>9.0%} "
         f"{_ms(r.server_runqueue_wait_seconds):>5}/{_ms(r.client_runqueue_wait_seconds):<5}"
     ]
+    if r.scenario in ("storm", "idle50k"):
+        idle_cpu = r.idle_cpu_us_per_socket_second
+        lines.append(
+            f"{'':<19} connected {r.clients_joined}/{r.clients_wanted} in "
+            f"{r.connect_seconds:.1f} s ({r.connect_upgraded} upgraded), worker CPU "
+            f"{_num(r.connect_cpu_ms_per_socket)} ms per connect"
+            + ("" if idle_cpu is None else f", idle {idle_cpu:.1f} µs CPU per socket-second")
+        )
     if r.connect_failures or r.connect_retries or r.disconnects:
         lines.append(
             f"{'':<19} connect failures {r.connect_failures} retries {r.connect_retries}"

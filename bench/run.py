@@ -6,8 +6,11 @@
 Scenarios: (a) steady: N clients, R events/s for D s, rounds interleaved ours/Zou/Node...;
 (b) burst: E events published at once to M clients, time until the last delivery;
 (c) idle: how many idle connections one worker holds, their memory, and whether they still
-receive events. Prints a table, issue 2's targets against Zou and the same comparisons
-against Node.js; writes JSON to bench/results/.
+receive events; (d) storm: Kitsu-style tabs (socket.io-client: cookie, polling handshake,
+upgrade) all reconnecting at once; (e) idle50k: 50,000 idle sockets from source addresses
+spread over 127.0.0.0/8, their memory and CPU, and delivery to all. Zou runs (a)-(c) only:
+past its 1,000 connections its handshakes hang. Prints a table, issue 2's targets against
+Zou and the same comparisons against Node.js; writes JSON to bench/results/.
 """
 
 from __future__ import annotations
@@ -37,9 +40,9 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--servers",
         default="ours,zou,node",
-        help="any of ours,zou,node,ours-no-recovery (default the first three)",
+        help="any of ours,zou,node,ours-no-recovery,ours-no-admission (default the first three)",
     )
-    parser.add_argument("--scenarios", default="steady,burst,idle")
+    parser.add_argument("--scenarios", default="steady,burst,idle,storm,idle50k")
     parser.add_argument("--rounds", type=int, default=5, help="steady rounds per server")
     parser.add_argument("--clients", type=int, default=1000, help="steady: clients")
     parser.add_argument("--rate", type=float, default=20.0, help="steady: events per second")
@@ -51,6 +54,14 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--zou-idle-clients", type=int, default=2000, help="idle: for Zou (its cap is 1,000)"
     )
+    parser.add_argument("--storm-clients", type=int, default=10_000, help="storm: Kitsu tabs")
+    parser.add_argument("--idle50k-clients", type=int, default=50_000, help="idle50k: sockets")
+    parser.add_argument(
+        "--source-addresses", type=int, default=64, help="idle50k: 127.x.y.z sources"
+    )
+    parser.add_argument(
+        "--idle-seconds", type=float, default=30.0, help="idle50k: CPU window (> 1 ping)"
+    )
     parser.add_argument("--handshake-timeout", type=float, default=10.0, help="seconds")
     parser.add_argument("--server-cpus", default="0", help="CPUs of the server worker, or none")
     parser.add_argument("--client-cpus", default="1", help="CPUs of the load client, or none")
@@ -60,6 +71,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         args.rounds, args.clients, args.duration, args.handshake_timeout = 1, 200, 2.0, 3.0
         args.burst_clients, args.burst_events, args.burst_timeout = 100, 200, 30.0
         args.idle_clients, args.zou_idle_clients = 1000, 1100
+        args.storm_clients, args.idle50k_clients, args.idle_seconds = 500, 2000, 3.0
     return args
 
 
@@ -67,6 +79,7 @@ def build_servers(names: list[str], cpus: set[int] | None) -> list[ServerUnderTe
     known: dict[str, Callable[[], ServerUnderTest]] = {
         "ours": lambda: OurServer(cpus),
         "ours-no-recovery": lambda: OurServer(cpus, recovery=False),
+        "ours-no-admission": lambda: OurServer(cpus, admission=False),
         "zou": lambda: ZouServer(cpus),
         "node": lambda: NodeServer(cpus),
     }
@@ -102,13 +115,32 @@ def run(args: argparse.Namespace, servers: list[ServerUnderTest]) -> list[Round]
                 record(scenarios.idle(server, setup, args.zou_idle_clients, args.zou_idle_clients))
             else:
                 record(scenarios.idle(server, setup, args.idle_clients, concurrency=500))
+    # Zou's stream holds 1,000 sockets (above): neither of these would tell more.
+    others = [server for server in servers if not isinstance(server, ZouServer)]
+    if "storm" in wanted:
+        for server in others:
+            record(scenarios.storm(server, setup, args.storm_clients))
+    if "idle50k" in wanted:
+        for server in others:
+            record(
+                scenarios.idle(
+                    server,
+                    setup,
+                    args.idle50k_clients,
+                    concurrency=500,
+                    scenario="idle50k",
+                    source_addresses=args.source_addresses,
+                    idle_seconds=args.idle_seconds,
+                )
+            )
     return rounds
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
     started = datetime.datetime.now(datetime.UTC)
-    open_files = procs.raise_open_files_limit()
+    # Each of the server and the load client holds every socket, plus its own files.
+    open_files = procs.raise_open_files_limit(max(args.idle_clients, args.idle50k_clients) + 5000)
     checkout_before = machine.checkout(ROOT)
     servers = build_servers(args.servers.split(","), _cpus(args.server_cpus))
     try:

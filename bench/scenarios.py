@@ -1,4 +1,5 @@
-"""One measured round of each scenario against one server: steady fan-out, burst, idle hold."""
+"""One measured round of each scenario against one server: steady fan-out, burst, idle hold,
+reconnect storm."""
 
 from __future__ import annotations
 
@@ -38,6 +39,10 @@ class Round:
     connect_failures: dict[str, int]
     connect_retries: dict[str, int]
     connect_seconds: float
+    # The worker's CPU over the connect phase (handshakes, authentication, upgrades), per
+    # socket joined: meaningful on a busy machine, where connect_seconds is not.
+    connect_cpu_ms_per_socket: float | None
+    connect_upgraded: int  # Kitsu-style sockets that reached WebSocket
     events: int
     expected_deliveries: int
     deliveries: int
@@ -60,6 +65,9 @@ class Round:
     rss_empty_bytes: int
     rss_idle_bytes: int
     rss_per_idle_connection: float | None
+    # Worker CPU while the sockets sat idle (pings and their answers), in µs per socket per
+    # second; None when the scenario has no idle window.
+    idle_cpu_us_per_socket_second: float | None = None
     disconnects: dict[str, int] = field(default_factory=dict)
     # Events that not every socket received: how many, and the first ones (sequence, count).
     short_event_count: int = 0
@@ -75,12 +83,17 @@ def _round(
     publish: Publish,
     drain_timeout: float,
     concurrency: int | None = None,
+    kitsu: bool = False,
+    source_addresses: int = 0,
+    idle_seconds: float = 0.0,
 ) -> Round:
-    """Start the server, connect ``clients`` sockets, publish, wait for every delivery."""
+    """Start the server, connect ``clients`` sockets (``kitsu``: as socket.io-client does),
+    leave them idle ``idle_seconds``, publish, wait for every delivery."""
     publisher = Publisher()
     with server.running(clients) as running:
         time.sleep(SETTLE_SECONDS)
         rss_empty = procs.rss_bytes(running.worker_pid)
+        connect_cpu_before = procs.cpu_seconds(running.worker_pid)
         with LoadClient(
             running.port,
             running.tokens,
@@ -90,10 +103,18 @@ def _round(
             # Admission control lets a few hundred new sessions in per second: 10k take a while.
             max(setup.connect_timeout, clients / 100),
             setup.handshake_timeout,
+            kitsu,
+            source_addresses,
         ) as client:
             connected: Connected = client.wait_connected()
+            connect_cpu = procs.cpu_seconds(running.worker_pid) - connect_cpu_before
             time.sleep(SETTLE_SECONDS)
             rss_idle = procs.rss_bytes(running.worker_pid)
+            idle_cpu = None
+            if idle_seconds:
+                idle_cpu_before = procs.cpu_seconds(running.worker_pid)
+                time.sleep(idle_seconds)
+                idle_cpu = procs.cpu_seconds(running.worker_pid) - idle_cpu_before
             client.reset()
             cpu_before = procs.cpu_seconds(running.worker_pid)
             client_cpu_before = procs.cpu_seconds(client.pid)
@@ -124,6 +145,8 @@ def _round(
         connect_failures=connected.failures,
         connect_retries=connected.retries,
         connect_seconds=connected.seconds,
+        connect_cpu_ms_per_socket=connect_cpu / joined * 1e3 if joined else None,
+        connect_upgraded=connected.upgraded,
         events=events,
         expected_deliveries=events * joined,
         deliveries=deliveries,
@@ -142,6 +165,9 @@ def _round(
         rss_empty_bytes=rss_empty,
         rss_idle_bytes=rss_idle,
         rss_per_idle_connection=(rss_idle - rss_empty) / joined if joined else None,
+        idle_cpu_us_per_socket_second=(
+            idle_cpu / joined / idle_seconds * 1e6 if idle_cpu is not None and joined else None
+        ),
         disconnects=report["disconnects"],
         short_event_count=len(report["short_events"]),
         short_events=report["short_events"][:20],
@@ -173,19 +199,47 @@ def burst(
     return _round(server, "burst", setup, clients, publish, drain_timeout=timeout)
 
 
-def idle(server: ServerUnderTest, setup: Setup, clients: int, concurrency: int) -> Round:
-    """Hold ``clients`` idle sockets (memory per connection), then check they all still hear."""
+def _few_events(publisher: Publisher) -> tuple[int, float]:
+    """5 events over 2.5 s: every socket connected before must receive them all."""
+    first = time.time()
+    return publisher.steady(rate=2, duration=2.5), first
 
-    def publish(publisher: Publisher) -> tuple[int, float]:
-        first = time.time()
-        return publisher.steady(rate=2, duration=2.5), first
 
+def idle(
+    server: ServerUnderTest,
+    setup: Setup,
+    clients: int,
+    concurrency: int,
+    scenario: str = "idle",
+    source_addresses: int = 0,
+    idle_seconds: float = 0.0,
+) -> Round:
+    """Hold ``clients`` idle sockets (memory per connection, and CPU over ``idle_seconds``),
+    then check they all still hear."""
     return _round(
         server,
-        "idle",
+        scenario,
         setup,
         clients,
-        publish,
+        _few_events,
         drain_timeout=30.0,
         concurrency=concurrency,
+        source_addresses=source_addresses,
+        idle_seconds=idle_seconds,
+    )
+
+
+def storm(server: ServerUnderTest, setup: Setup, clients: int) -> Round:
+    """``clients`` Kitsu tabs (socket.io-client: cookie, polling handshake, then upgrade)
+    reconnecting at once, as after a restart: time until all joined, failures, CPU per
+    connect; then 5 events that every one must receive."""
+    return _round(
+        server,
+        "storm",
+        setup,
+        clients,
+        _few_events,
+        drain_timeout=30.0,
+        concurrency=clients,
+        kitsu=True,
     )

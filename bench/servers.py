@@ -28,6 +28,7 @@ from tests.support.tokens import make_token
 from tests.support.zou_stack import CAST, EVENT_STREAM_WORKER, ZOU_VENV, ZouStack
 
 NODE_SERVER = Path(__file__).with_name("node") / "server.mjs"
+_DEFAULT_MAX_SOCKETS = 18_000  # ZOU_EVENTS_MAX_SOCKETS's default
 ACTIVE_CAST = {name for name, (_role, _in_team, active) in CAST.items() if active}
 
 
@@ -67,12 +68,18 @@ class ServerUnderTest(Protocol):
 class OurServer:
     """zou-events from this checkout, with its shipped gunicorn configuration."""
 
-    def __init__(self, cpus: set[int] | None, recovery: bool = True) -> None:
+    def __init__(
+        self, cpus: set[int] | None, recovery: bool = True, admission: bool = True
+    ) -> None:
         self.cpus = cpus
         self.recovery = recovery
+        # Without admission control, a storm measures how fast the worker itself connects:
+        # the rate that ZOU_EVENTS_NEW_SESSIONS_PER_SECOND's default derives from.
+        self.admission = admission
         # The load client's sockets authenticate by cookie: with recovery on, every event
         # they get carries an offset, and every message read from Redis is kept for replay.
-        self.name = "zou-events" if recovery else "zou-events-no-recovery"
+        self.name = "zou-events" + ("" if recovery else "-no-recovery")
+        self.name += "" if admission else "-no-admission"
 
     def versions(self) -> dict[str, str]:
         return machine.python_versions(sys.executable)  # start_server uses this interpreter
@@ -90,6 +97,14 @@ class OurServer:
             # the publisher's, Zou's (the test suite gives each server a channel of its own)
             "ZOU_EVENTS_CHANNEL": CHANNEL,
         }
+        if not self.admission:
+            env["ZOU_EVENTS_NEW_SESSIONS_PER_SECOND"] = env["ZOU_EVENTS_NEW_SESSIONS_BURST"] = (
+                "1000000"
+            )
+        if token_count > _DEFAULT_MAX_SOCKETS:
+            # Room for every socket, /metrics and /ready (the defaults stop at 18,000).
+            env["ZOU_EVENTS_MAX_SOCKETS"] = str(token_count + 100)
+            env["ZOU_EVENTS_WORKER_CONNECTIONS"] = str(token_count + 2000)
         with start_server(env) as handle:
             worker = procs.only_child(handle.process.pid)
             procs.pin(handle.process.pid, self.cpus)
