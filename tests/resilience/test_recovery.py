@@ -378,3 +378,16 @@ def test_a_pid_restores_nothing_for_another_person_an_expired_token_or_twice(
         unknown_count = metric(server, 'zou_events_recoveries_total{outcome="unknown_pid"}')
     assert refused_count == 2  # the expired token, then Bob
     assert unknown_count == 2  # the second use, then Alice after Bob
+
+
+def test_switched_off_every_socket_gets_zous_bytes(
+    redis_env: dict[str, str], private_redis: RedisServer
+) -> None:
+    env = {**redis_env, "ZOU_EVENTS_RECOVERY": "false"}
+    with kitsu_tab(env) as (server, _router, tab):
+        connected = tab.wait_type("connect")
+        tab.wait_type("upgrade")
+        Publisher(private_redis.client(2), server.channel).publish_one()
+        event = received(tab, 0)
+    assert "pid" not in connected and "offset" not in event  # undefined in the client
+    assert event["raw"] == compact([{"i": 0}])
