@@ -21,6 +21,7 @@ import structlog
 
 from zou_events import metrics
 from zou_events.auth import Identity
+from zou_events.log_limit import log_misbehaviour
 from zou_events.messages import Emit
 from zou_events.recovery.sessions import Suspended, SuspendedSessions
 from zou_events.recovery.window import Entry, ReplayWindow
@@ -187,7 +188,9 @@ class Recovery:
             return session
         metrics.recoveries.labels(outcome).inc()
         if outcome == "refused":
-            log.warning("session recovery refused: another person's pid", sid=sid)
+            log_misbehaviour(
+                log, "warning", "session recovery refused", reason="another_person", sid=sid
+            )
         return None
 
 
