@@ -242,12 +242,18 @@ def test_converge_starts_hardened_instances(deployment: Deployment, converged: P
     worker = box.run("pgrep", "-u", "zou-events", "-f", "gunicorn").stdout.split()
     assert len(worker) == 2 * len(PORTS)  # a master and its one worker per instance
     # The dashboard and the rules came from the installed collection.
-    shipped = installed_collection().root / "roles/zou_events/files"
+    role = installed_collection().root / "roles/zou_events"
+    rule_files = yaml.safe_load((role / "vars/main.yml").read_text())[
+        "_zou_events_prometheus_rule_files"
+    ]
     box.run(
         "ls",
         "/etc/grafana/provisioning/dashboards/zou-events.yml",
-        *(f"/var/lib/grafana/dashboards/zou-events/{p.name}" for p in shipped.glob("dashboards/*")),
-        *(f"/etc/prometheus/rules/zou-events-{p.stem}.rules" for p in shipped.glob("prometheus/*")),
+        *(
+            f"/var/lib/grafana/dashboards/zou-events/{p.name}"
+            for p in role.glob("files/dashboards/*")
+        ),
+        *(f"/etc/prometheus/rules/zou-events-{name}.rules" for name in rule_files),
     )
     # Debian's Prometheus, reloaded by the role, scrapes each instance as <host>:<port>.
     targets = json.loads(deployment.http(PROMETHEUS_PORT, "/api/v1/targets")[1])["data"]
