@@ -17,10 +17,19 @@ SEND_LIMITS = (10**6, 2**31)  # what the outbox may hold: the client reads all i
 _SERVER = SimpleNamespace(max_http_buffer_size=MAX_PAYLOAD)  # what the driver reads of engineio's
 
 
-def echo(ws: WebSocket) -> None:
-    while (message := ws.wait()) is not None:
-        ws.send(message)
+class Echo:
+    """The connection's receiver: every message goes back as it came."""
+
+    def __init__(self, _owner: Any, ws: WebSocket) -> None:
+        self.ws = ws
+
+    def received(self, message: str | bytes) -> bool:
+        self.ws.send(message)
+        return True
+
+    def ended(self) -> None:
+        pass
 
 
 def app(environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
-    return WebSocket(echo, _SERVER, SEND_LIMITS)(environ, start_response)
+    return WebSocket(None, _SERVER, SEND_LIMITS, receiver=Echo)(environ, start_response)

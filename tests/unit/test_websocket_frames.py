@@ -5,8 +5,10 @@ yields to the event loop), the inbound budget and the send limits on control rep
 from __future__ import annotations
 
 import contextlib
+import gc
 import socket as std_socket
 import struct
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -14,6 +16,7 @@ from typing import Any
 import gevent
 import pytest
 from gevent import socket
+from gevent.event import Event
 
 from tests.support.raw_websocket import (
     OP_BINARY,
@@ -43,21 +46,33 @@ class Server:
 
 @dataclass
 class Session:
-    """What the driver reads of engineio's socket; ``handle`` echoes every message."""
+    """What the driver reads of engineio's socket, and the connection's receiver: it
+    echoes every message."""
 
     limits: InboundLimits = WIDE_BUDGET
     upgraded: bool = True
     sid: str = "session"
-    received: list[str | bytes] = field(default_factory=list)
+    messages: list[str | bytes] = field(default_factory=list)
+    over: Event = field(default_factory=Event)  # the driver said the connection ended
     inbound: InboundMeter = field(init=False)
+    ws: WebSocket | None = None
 
     def __post_init__(self) -> None:
         self.inbound = InboundMeter(self.limits)
 
-    def handle(self, ws: WebSocket) -> None:
-        while (message := ws.wait()) is not None:
-            self.received.append(message)
-            ws.send(message)
+    def open(self, ws: WebSocket) -> Session:
+        self.ws = ws
+        return self
+
+    def received(self, message: str | bytes) -> bool:
+        assert self.ws is not None
+        self.messages.append(message)
+        self.ws.send(message)
+        return True
+
+    def ended(self) -> None:
+        assert not self.over.is_set(), "ended() twice"
+        self.over.set()
 
 
 class Client(FrameReader):
@@ -112,11 +127,12 @@ def connect(
     client_sock.settimeout(5)
     cuts: list[tuple[str, bool]] = []
     ws = WebSocket(
-        session.handle,
+        session.open,
         Server(),
         send_limits,
         cut=lambda _s, reason, whole: cuts.append((reason, whole)),
         accept=accept,
+        receiver=Session.open,
     )
     environ = {
         "gunicorn.socket": sock,
@@ -152,7 +168,32 @@ def test_text_and_binary_are_echoed(conn: Connection) -> None:
     conn.client.send(frame(b"hello"), frame(b"\x00\xff", OP_BINARY))
     assert conn.client.read_frame() == (OP_TEXT, b"hello")
     assert conn.client.read_frame() == (OP_BINARY, b"\x00\xff")
-    assert conn.session.received == ["hello", b"\x00\xff"]
+    assert conn.session.messages == ["hello", b"\x00\xff"]
+
+
+def _readers(ws: WebSocket) -> list[gevent.Greenlet]:
+    """The live greenlets reading ``ws``."""
+    return [
+        g
+        for g in gc.get_objects()
+        if isinstance(g, gevent.Greenlet)
+        and not g.dead
+        and getattr(g, "_run", None) == ws._read_turn
+    ]
+
+
+def test_an_idle_connection_has_no_greenlet(conn: Connection) -> None:
+    """Between messages the event loop waits for the socket's bytes: the greenlet that read a
+    message ends once it has used up what came, and the next message gets a new one."""
+    ws = conn.session.ws
+    assert ws is not None
+    for message in (b"first", b"second"):
+        conn.client.send(frame(message))
+        assert conn.client.read_frame() == (OP_TEXT, message)
+        deadline = time.monotonic() + 5
+        while _readers(ws) and time.monotonic() < deadline:
+            gevent.sleep(0.001)
+        assert _readers(ws) == []
 
 
 def test_fragments_with_a_ping_between_them(conn: Connection) -> None:
@@ -226,12 +267,12 @@ def test_the_reader_yields_while_frames_keep_coming() -> None:
 
         def watcher() -> None:
             while True:
-                seen_progress.add(len(conn.session.received))
+                seen_progress.add(len(conn.session.messages))
                 gevent.sleep(0)
 
         watching = gevent.spawn(watcher)
         conn.client.send(*(frame(b"6") for _ in range(count)))  # the kernel takes it at once
-        while len(conn.session.received) < count:
+        while len(conn.session.messages) < count:
             gevent.sleep(0.001)
         watching.kill()
         # a turn every 32 frames; a reader that yields only when the kernel buffer is empty
@@ -259,7 +300,7 @@ def test_pongs_count_against_the_send_limits() -> None:
     with connect(send_limits=(50, 1 << 30), client_buffer=8192) as conn:
         ping = frame(b"p" * 125, OP_PING)
         writer = conn.client.send_in_background(*(ping for _ in range(5000)))
-        conn.greenlet.join(10)
+        assert conn.session.over.wait(10)
         writer.kill()
         assert conn.cuts == [(inbound.SLOW_CONSUMER, True)]
 

@@ -7,10 +7,14 @@ server frame is built once per message and the same bytes go to every WebSocket 
 (frames.py), and every write goes through the connection's Outbox (outbox.py), which
 coalesces them per turn of the event loop.
 
-engineio calls ``WebSocket(handler, server)(environ, start_response)`` (the send limits, the
-cut callback and the packet check are bound beforehand by server.py), then the handler uses
-``wait()``, ``send()`` and ``close()``; this module keeps that interface. The outbox is also
-set on engineio's socket as ``outbox``, for the fan-out to write to it directly.
+No greenlet waits on an idle socket: once the handshake is answered, the connection leaves
+gunicorn's request greenlet (which returns) and an I/O watcher of the event loop waits for
+its next bytes. Only when they come does a greenlet read them, parse frames and hand each
+complete message to the connection's ``Receiver``; it ends once the bytes read are used up,
+and the watcher waits again. A greenlet parked on a socket keeps its saved stack (several
+KiB) for as long as the socket lives: with thousands of idle sockets, that was most of
+their memory. A frame that arrives in pieces keeps its greenlet until the rest comes (or
+the read timeout passes).
 
 Reading is fair: the reader gives the event loop a turn after a bounded amount of work
 (``_TURN_FRAMES`` frames or ``_TURN_BYTES`` bytes), since a socket whose client writes
@@ -27,9 +31,10 @@ import hashlib
 import socket
 import struct
 from collections.abc import Callable, Iterable
-from typing import Any
+from typing import Any, Protocol
 
 import gevent
+from gevent import socket as gevent_socket
 
 from zou_events.transport.frames import (
     OP_BINARY,
@@ -118,37 +123,81 @@ def _valid_client_key(key: str) -> bool:
         return False
 
 
+class Receiver(Protocol):
+    """What a connection's messages go to (websocket_session.py for Engine.IO)."""
+
+    def received(self, message: str | bytes) -> bool:
+        """Take one complete message; False to end the connection."""
+        ...
+
+    def ended(self) -> None:
+        """The connection is over (whoever ended it); called once."""
+        ...
+
+
+# receiver(the handler's owner, e.g. engineio's socket, the connection): its Receiver
+OpenReceiver = Callable[[Any, "WebSocket"], Receiver]
+
+
 class WebSocket:
     """The engineio ``websocket`` driver for one connection.
 
-    ``cut`` is told when the connection is failed for what its client sent or does not
-    read; ``accept`` says whether a message is one the application can take (an Engine.IO
-    packet), others fail the connection with 1003.
+    engineio calls ``WebSocket(handler, server)(environ, start_response)``; server.py binds
+    the rest beforehand: ``receiver`` builds what the messages go to from the handler's
+    owner (engineio's socket, whose own blocking handler is not used), ``cut`` is told
+    when the connection is failed for what its client sent or does not read, ``accept``
+    says whether a message is one the application can take (an Engine.IO packet), others
+    fail the connection with 1003. The outbox is also set on engineio's socket as
+    ``outbox``, for the fan-out to write to it directly.
     """
+
+    __slots__ = (
+        "_accept",
+        "_buffer",
+        "_close_sent",
+        "_cut",
+        "_ended",
+        "_failed",
+        "_meter",
+        "_open_receiver",
+        "_outbox",
+        "_receiver",
+        "_send_limits",
+        "_session",
+        "_sock",
+        "_turn_bytes",
+        "_turn_frames",
+        "_watcher",
+        "max_message_size",
+    )
 
     def __init__(
         self,
-        handler: Callable[[WebSocket], Any],
+        handler: Callable[..., Any] | None,
         server: Any,
         send_limits: tuple[int, int],
         cut: Cut | None = None,
         accept: Callable[[str | bytes], bool] | None = None,
+        *,
+        receiver: OpenReceiver,
     ) -> None:
-        self.app = handler
         self.max_message_size: int = server.max_http_buffer_size
         self._send_limits = send_limits  # (messages, bytes) of the outbox
         self._cut = cut
         self._accept = accept
+        self._open_receiver = receiver
         self._session: Any = getattr(handler, "__self__", None)  # engineio's socket
         self._meter: InboundMeter | None = getattr(self._session, "inbound", None)
         self._sock: socket.socket | None = None
         self._outbox: Outbox | None = None
+        self._receiver: Receiver | None = None
+        self._watcher: Any = None  # the event loop's read watcher, while idle
         self._buffer = bytearray()
         self._close_sent = False
         self._failed = False
+        self._ended = False
         self._turn_frames = 0
         self._turn_bytes = 0
-        self.environ: dict[str, Any] = {}
 
     def __call__(
         self, environ: dict[str, Any], start_response: Callable[..., Any]
@@ -162,8 +211,9 @@ class WebSocket:
         ):
             start_response("400 BAD REQUEST", [("Content-Type", "text/plain")])
             return [b"Invalid WebSocket handshake"]
-        self.environ = environ
-        self._sock = sock
+        # The connection outlives this request: gunicorn closes its (detached) socket
+        # object when the request ends, not the connection.
+        self._sock = sock = gevent_socket.socket(fileno=sock.detach())
         sock.sendall(
             b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n"
             b"Connection: Upgrade\r\nSec-WebSocket-Accept: "
@@ -174,13 +224,21 @@ class WebSocket:
         if self._session is not None:
             self._session.outbox = self._outbox
         try:
-            self.app(self)
-        finally:
-            self._shutdown()
+            self._receiver = self._open_receiver(self._session, self)
+            self._watcher = gevent.get_hub().loop.io(sock.fileno(), 1)
+            self._watcher.start(self._readable)
+        except BaseException:
+            self._end()
+            raise
         # gunicorn treats StopIteration as "connection handled, close it".
         raise StopIteration
 
-    # --- engineio interface -------------------------------------------------------------
+    # --- what the receiver and engineio use ---------------------------------------------
+
+    def set_read_timeout(self, seconds: float | None) -> None:
+        """How long the rest of a frame that came in part may take."""
+        if self._sock is not None:
+            self._sock.settimeout(seconds)
 
     def send(self, message: str | bytes) -> None:
         shared = shared_frame_of(message)
@@ -189,26 +247,52 @@ class WebSocket:
         else:
             self._write(message_frame(message))
         if self._over_send_limits():
-            # engineio's writer greenlet: fail the connection, the reader sees its end
-            self._fail(ProtocolError(CLOSE_POLICY, "send queue full", SLOW_CONSUMER))
-            self._shutdown()
-
-    def wait(self) -> str | bytes | None:
-        """The next complete message, or None once the connection is closed."""
-        try:
-            message = self._read_message()
-            if message is not None and self._accept is not None and not self._accept(message):
-                raise ProtocolError(CLOSE_UNSUPPORTED_DATA, "not an Engine.IO packet", BAD_PACKET)
-            return message
-        except ProtocolError as error:
-            self._fail(error)
-            return None
-        except OSError:
-            return None
+            error = ProtocolError(CLOSE_POLICY, "send queue full", SLOW_CONSUMER)
+            self._send_close(error.code, str(error))
+            self._shutdown()  # the reader sees the end
+            # The cut closes the session, whose handlers may wait: not in the sender's
+            # greenlet (the fan-out, the pinger, another session's handler).
+            gevent.spawn(self._fail, error)
 
     def close(self) -> None:
         self._send_close(CLOSE_NORMAL, "")
         self._shutdown()
+
+    # --- reading ------------------------------------------------------------------------
+
+    def _readable(self) -> None:
+        """In the event loop: bytes (or the end) came, a greenlet reads them."""
+        self._watcher.stop()
+        gevent.spawn(self._read_turn)
+
+    def _read_turn(self) -> None:
+        """Read and hand on messages until the bytes that came are used up."""
+        try:
+            while True:
+                message = self._read_message()
+                if message is None:
+                    break
+                if self._accept is not None and not self._accept(message):
+                    raise ProtocolError(
+                        CLOSE_UNSUPPORTED_DATA, "not an Engine.IO packet", BAD_PACKET
+                    )
+                assert self._receiver is not None
+                if not self._receiver.received(message):
+                    break
+                if not self._buffer:
+                    self._idle()
+                    return
+        except ProtocolError as error:
+            self._fail(error)
+        except OSError:
+            pass
+        self._end()
+
+    def _idle(self) -> None:
+        """Nothing left to read: wait in the event loop, not in a greenlet."""
+        if self._buffer.__sizeof__() > 4096:  # a big message's room is not kept
+            self._buffer = bytearray()
+        self._watcher.start(self._readable)
 
     # --- internals ----------------------------------------------------------------------
 
@@ -243,6 +327,23 @@ class WebSocket:
         if self._sock is not None:
             with contextlib.suppress(OSError):
                 self._sock.shutdown(socket.SHUT_RDWR)
+
+    def _end(self) -> None:
+        """The connection is over: tell the receiver, release the socket, once."""
+        if self._ended:
+            return
+        self._ended = True
+        self._shutdown()
+        if self._watcher is not None:
+            self._watcher.stop()
+            self._watcher.close()
+            self._watcher = None
+        try:
+            if self._receiver is not None:
+                self._receiver.ended()
+        finally:
+            if self._sock is not None:
+                self._sock.close()
 
     def _fill(self) -> None:
         """One read of what the kernel has (waiting for something if it has nothing)."""
