@@ -266,27 +266,34 @@ class WebSocket:
         gevent.spawn(self._read_turn)
 
     def _read_turn(self) -> None:
-        """Read and hand on messages until the bytes that came are used up."""
+        """Read until the bytes that came are used up; end the connection otherwise (its
+        end read, a protocol error, the receiver's refusal, or anything unexpected)."""
+        idle = False
         try:
-            while True:
-                message = self._read_message()
-                if message is None:
-                    break
-                if self._accept is not None and not self._accept(message):
-                    raise ProtocolError(
-                        CLOSE_UNSUPPORTED_DATA, "not an Engine.IO packet", BAD_PACKET
-                    )
-                assert self._receiver is not None
-                if not self._receiver.received(message):
-                    break
-                if not self._buffer:
-                    self._idle()
-                    return
+            idle = self._read_messages()
         except ProtocolError as error:
             self._fail(error)
         except OSError:
             pass
-        self._end()
+        finally:
+            if not idle:
+                self._end()
+
+    def _read_messages(self) -> bool:
+        """Hand on complete messages: True once none is left to read (the socket is idle),
+        False when the connection is to end."""
+        while True:
+            message = self._read_message()
+            if message is None:
+                return False
+            if self._accept is not None and not self._accept(message):
+                raise ProtocolError(CLOSE_UNSUPPORTED_DATA, "not an Engine.IO packet", BAD_PACKET)
+            assert self._receiver is not None
+            if not self._receiver.received(message):
+                return False
+            if not self._buffer:
+                self._idle()
+                return True
 
     def _idle(self) -> None:
         """Nothing left to read: wait in the event loop, not in a greenlet."""
