@@ -354,8 +354,9 @@ class Settings:
         20000,
         _int_in(100, 1_000_000),
         "an integer ≥ 100",
-        "gunicorn's `worker_connections`: sockets one instance may hold. Pair with systemd's "
-        "`LimitNOFILE`.",
+        "gunicorn's `worker_connections`: HTTP requests one instance serves at once (a "
+        "long-polling session holds one while its GET waits; a WebSocket only during its "
+        "handshake). Pair with systemd's `LimitNOFILE`, which bounds the sockets.",
         limit="worker_connections",
     )
     graceful_timeout: int = setting(
