@@ -97,10 +97,11 @@ class OurServer:
             # the publisher's, Zou's (the test suite gives each server a channel of its own)
             "ZOU_EVENTS_CHANNEL": CHANNEL,
         }
-        if not self.admission:
+        if not self.admission:  # neither the rate limit nor the event loop's lag refuses
             env["ZOU_EVENTS_NEW_SESSIONS_PER_SECOND"] = env["ZOU_EVENTS_NEW_SESSIONS_BURST"] = (
                 "1000000"
             )
+            env["ZOU_EVENTS_ADMISSION_MAX_LAG"] = "3600"
         if token_count > _DEFAULT_MAX_SOCKETS:
             # Room for every socket, /metrics and /ready (the defaults stop at 18,000).
             env["ZOU_EVENTS_MAX_SOCKETS"] = str(token_count + 100)

@@ -27,6 +27,7 @@ from zou_events.recovery import (
     RedisSuspendedSessions,
     ReplayWindow,
 )
+from zou_events.revocation_batch import RevocationBatcher, RevokedLookup
 from zou_events.rooms import (
     InstanceRegistry,
     MemoryInstanceRegistry,
@@ -44,7 +45,6 @@ if TYPE_CHECKING:
 log = structlog.get_logger("zou_events.bus")
 
 IsRevoked = Callable[[str], bool]  # jti -> revoked in Zou's store
-RevokedLookup = Callable[[list[str]], set[str]]  # jtis -> the revoked ones
 
 
 class Subscription(Protocol):
@@ -132,8 +132,10 @@ class RedisBus:
                 settings.recovery_max_bytes,
             )
             self.recovery = Recovery(window, RedisSuspendedSessions(shared, settings.key_prefix))
-        self.is_revoked: IsRevoked | None = lambda jti: revocation.get(jti) == "true"
-        self.revoked: RevokedLookup | None = _revoked_lookup(revocation)
+        lookup = _revoked_lookup(revocation)
+        self.revoked: RevokedLookup | None = lookup
+        # A reconnect storm's handshakes share MGETs instead of the pool's connections.
+        self.is_revoked: IsRevoked | None = RevocationBatcher(lookup).is_revoked
 
     def publish(self, data: bytes) -> None:
         try:

@@ -34,6 +34,7 @@ max_requests = 0  # recycling the worker would drop every socket
 preload_app = False  # the gevent worker must patch the stdlib before the app is imported
 proc_name = f"zou-events:{_settings.port}"
 errorlog = "-"
+logger_class = "zou_events.gunicorn_logger.AccessLogWhenEnabled"
 logconfig_dict = logging_config(_settings.log_level, _settings.log_format, _settings.access_log)
 forwarded_allow_ips = os.environ.get("FORWARDED_ALLOW_IPS", "127.0.0.1,::1")
 
