@@ -104,7 +104,7 @@ function openKitsu(i, retries) {
     const socket = io(`${config.url.replace(/^ws/, "http")}/events`, {
       forceNew: true,
       extraHeaders: { Cookie: `access_token_cookie=${config.tokens[i % config.tokens.length]}` },
-      timeout: config.handshake_timeout * 1000,
+      // socket.io-client's own connect timeout (20 s), as in Kitsu: not handshake_timeout.
       localAddress: sourceAddress(i),
     });
     sockets[i] = socket;
@@ -226,6 +226,8 @@ async function connectAll() {
   }
   const started = wallSeconds();
   await Promise.all(Array.from({ length: Math.min(config.concurrency, count) }, lane));
+  // Tabs still trying at the deadline stop, so that the sockets measured next stay the same.
+  if (config.kitsu) for (const socket of sockets) if (socket && !socket.connected) socket.disconnect();
   const notTried = count - next;
   if (notTried > 0) failures["not attempted before the deadline"] = notTried;
   out({ type: "connected", joined, upgraded, failures, retries, seconds: wallSeconds() - started });
