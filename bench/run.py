@@ -140,7 +140,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
     started = datetime.datetime.now(datetime.UTC)
     # Each of the server and the load client holds every socket, plus its own files.
-    open_files = procs.raise_open_files_limit(max(args.idle_clients, args.idle50k_clients) + 5000)
+    wanted_files = max(args.idle_clients, args.idle50k_clients) + 5000
+    open_files = procs.raise_open_files_limit(wanted_files)
+    if open_files < wanted_files:
+        print(
+            f"WARNING: open files limited to {open_files} per process (hard limit, and no"
+            f" right to raise it): the idle rounds stop near that many sockets.",
+            file=sys.stderr,
+        )
     checkout_before = machine.checkout(ROOT)
     servers = build_servers(args.servers.split(","), _cpus(args.server_cpus))
     try:
