@@ -341,6 +341,7 @@ class WebSocket:
             return
         self._ended = True
         self._shutdown()
+        self._buffer = bytearray()  # up to a read's 64 KiB, for whatever still holds this
         if self._watcher is not None:
             self._watcher.stop()
             self._watcher.close()
