@@ -18,6 +18,7 @@ if TYPE_CHECKING:  # not at run time: gunicorn's master imports this before geve
     from zou_events.admission import WsgiApp
 
 StartResponse = Callable[..., Any]
+NOT_FOUND = {"error": "not found"}
 JsonView = Callable[[], tuple[int, Any]]
 
 _STATUS = {
@@ -76,4 +77,4 @@ class HttpRoutes:
                 return self._metrics_app(environ, start_response)
             status, body = self._views[path]()
             return json_response(start_response, status, body)
-        return json_response(start_response, 404, {"error": "not found"})
+        return json_response(start_response, 404, NOT_FOUND)

@@ -13,13 +13,12 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
-from zou_events.http_routes import StartResponse, json_response
+from zou_events.http_routes import NOT_FOUND, StartResponse, json_response
 
 if TYPE_CHECKING:  # not at run time: gunicorn's master imports this before gevent patches
     from zou_events.admission import WsgiApp
 
 MONITORING_PATHS = frozenset({"/metrics", "/health", "/ready"})
-NOT_FOUND = {"error": "not found"}
 
 
 def bind_address(address: str, port: int) -> str:
