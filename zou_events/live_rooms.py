@@ -33,8 +33,8 @@ class LiveRoom:
 
 def most_watched(rooms: Sequence[OpenRoom], limit: int) -> list[OpenRoom]:
     """The rooms shown when more are open than the cap: most people first, then the oldest."""
-    oldest_first = sorted(rooms, key=lambda room: (room.opened_at or 0.0, room.room_id))
-    return sorted(oldest_first, key=lambda room: -room.people)[:limit]
+    ranked = sorted(rooms, key=lambda room: (-room.people, room.opened_at or 0.0, room.room_id))
+    return ranked[:limit]
 
 
 class LiveRoomsCollector(Collector):
