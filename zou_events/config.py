@@ -644,16 +644,12 @@ def table() -> Iterator[tuple[str, Setting]]:
 
 def _read(env: Mapping[str, str], row: Setting, values: Mapping[str, Any]) -> Any:
     raw = env.get(row.env)
-    if raw is None:
+    value = raw.strip() if raw is not None and row.strip else raw
+    if not value:  # unset or blank
         if row.required:
             raise ConfigError(f"{row.env} is not set: {row.required}")
-        return row.default(values) if callable(row.default) else row.default
-    value = raw.strip() if row.strip else raw
-    if value == "":
-        if row.required:
-            raise ConfigError(f"{row.env} is not set: {row.required}")
-        blank = row.if_blank
-        return blank(values) if callable(blank) else blank
+        fallback = row.default if raw is None else row.if_blank
+        return fallback(values) if callable(fallback) else fallback
     try:
         return row.parse(value)
     except ConfigError:
