@@ -3,9 +3,8 @@
 The Engine.IO packet is encoded once; WebSocket recipients share one pre-built frame
 (frames.share_frame), handed straight to their outbox (outbox.py: a message is written at
 once, or, in a burst, coalesced with the others of its event-loop turn into one write per
-socket). A socket still polling, or with packets waiting in engineio's own queue (which must
-keep their order), gets the packet through engineio's queue. No lock or per-recipient
-allocation beyond a list append happens here.
+socket). A socket still polling (or probing an upgrade) gets the packet through engineio's
+queue. No lock or per-recipient allocation beyond a list append happens here.
 """
 
 from __future__ import annotations
@@ -26,26 +25,30 @@ def deliver(
     the open sockets among ``eio_sids``: (how many got it, the engineio sockets over their
     send-queue limits, which got nothing and are to be cut)."""
     direct, queued, slow = [], [], []
-    websocket_count = 0
     for eio_sid in eio_sids:
         socket = sockets.get(eio_sid)
         if socket is None or socket.closing or socket.closed:
             continue
-        outbox = getattr(socket, "outbox", None)
+        if socket.upgraded:
+            # Its queue is its WebSocketSession (websocket_session.py), which holds nothing:
+            # only the outbox's limits apply.
+            outbox = socket.outbox
+            if outbox.over_limit():
+                slow.append(socket)
+            else:
+                direct.append(outbox)
+            continue
+        outbox = getattr(socket, "outbox", None)  # an upgrade probe's
         if (outbox is not None and outbox.over_limit()) or socket.queue.over_limit():
             slow.append(socket)
-        elif outbox is not None and socket.upgraded and not socket.queue.qsize():
-            direct.append(outbox)
         else:
             queued.append(socket)
-            websocket_count += socket.upgraded
     parts = encoded if isinstance(encoded, list) else [encoded]
     eio_packets = [eio_packet.Packet(eio_packet.MESSAGE, part) for part in parts]
-    websocket_count += len(direct)
     at_once = bool(direct) and flusher.write_at_once()
     for pkt in eio_packets:
         # Its cached encoding carries the shared frame through engineio's queue too.
-        pkt.encode_cache, shared = share_frame(pkt.encode(), arrived, websocket_count)
+        pkt.encode_cache, shared = share_frame(pkt.encode(), arrived, len(direct))
         for outbox in direct:
             outbox.put(shared.frame, shared, at_once)
     for socket in queued:
