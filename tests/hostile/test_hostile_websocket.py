@@ -135,7 +135,7 @@ def test_invalid_close_frames_get_a_protocol_error(instance: Instance) -> None:
     answered: dict[str, set[int | None]] = {case: set() for case in BAD_CLOSES}
     tally = Tally()
     with attack_window(instance, "invalid close frames", expect) as window:
-        for _ in window.running(limit=5_000):
+        for _ in window.running(limit=100_000):
             # One socket after another as fast as they close: past admission's new-session
             # rate the handshake is refused (503), counted, and the next attempt goes on.
             ws = connect(instance, instance.cookie(), tally)
