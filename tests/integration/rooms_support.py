@@ -662,13 +662,15 @@ class SlowZou:
     def __init__(self, delay: float) -> None:
         self.asked = 0  # playlist access checks received
         self.answered = 0  # and answered
+        counting = threading.Lock()  # requests are served on threads: `+=` alone loses counts
         zou = self
 
         class Handler(BaseHTTPRequestHandler):
             def do_GET(self) -> None:
                 playlist = self.path.startswith("/data/playlists/")
                 if playlist:
-                    zou.asked += 1
+                    with counting:
+                        zou.asked += 1
                     time.sleep(delay)  # the slowness being simulated
                 body = json.dumps({} if playlist else SlowZou.ACCOUNT).encode()
                 self.send_response(200)
@@ -676,7 +678,8 @@ class SlowZou:
                 self.send_header("Content-Length", str(len(body)))
                 self.end_headers()
                 self.wfile.write(body)
-                zou.answered += playlist
+                with counting:
+                    zou.answered += playlist
 
             def log_message(self, *_args: object) -> None:
                 pass

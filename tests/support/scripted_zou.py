@@ -31,12 +31,14 @@ class ScriptedZou:
         self.answers = dict(answers or {})
         self.requests: Counter[str] = Counter()  # paths asked
         self.tokens: list[str] = []  # the Authorization headers received, in order
+        counting = threading.Lock()  # requests are served on threads: `+=` alone loses counts
         scripted = self
 
         class Handler(BaseHTTPRequestHandler):
             def do_GET(self) -> None:
-                scripted.requests[self.path] += 1
-                scripted.tokens.append(self.headers.get("Authorization", ""))
+                with counting:
+                    scripted.requests[self.path] += 1
+                    scripted.tokens.append(self.headers.get("Authorization", ""))
                 status, body = scripted.answer(self.path)
                 payload = json.dumps(body).encode()
                 self.send_response(status)
