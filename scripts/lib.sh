@@ -14,10 +14,12 @@ apt_install() {
     [ "${#missing[@]}" -eq 0 ] && return 0
     log "installing Debian packages: ${missing[*]}"
     export DEBIAN_FRONTEND=noninteractive
+    # Another apt run (an unattended upgrade, a second setup) holds the lock: wait for it.
+    local wait_lock=(-o DPkg::Lock::Timeout=600)
     if [ ! -f "$CACHE_DIR/apt-updated" ] || [ -n "$(find "$CACHE_DIR/apt-updated" -mmin +720)" ]; then
-        apt-get update -qq </dev/null && touch "$CACHE_DIR/apt-updated"
+        apt-get "${wait_lock[@]}" update -qq </dev/null && touch "$CACHE_DIR/apt-updated"
     fi
-    apt-get install -y -qq --no-install-recommends "${missing[@]}" </dev/null >/dev/null
+    apt-get "${wait_lock[@]}" install -y -qq --no-install-recommends "${missing[@]}" </dev/null >/dev/null
 }
 
 # stamp_fresh NAME FILE... : true when NAME was stamped with the same content hash of FILEs.

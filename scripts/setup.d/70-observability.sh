@@ -21,7 +21,7 @@ fi
 apt_install prometheus
 if [ ! -f "$config" ]; then  # a conffile removed by hand: the package puts it back
     log "restoring the prometheus package's $config"
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --reinstall \
+    DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=600 install -y -qq --reinstall \
         -o Dpkg::Options::=--force-confmiss prometheus </dev/null >/dev/null
 fi
 
