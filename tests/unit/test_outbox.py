@@ -8,6 +8,7 @@ from collections.abc import Iterator
 import gevent
 import pytest
 from gevent import socket
+from prometheus_client import REGISTRY
 
 from zou_events.transport.frames import SharedFrame
 from zou_events.transport.outbox import Flusher, Outbox
@@ -15,14 +16,27 @@ from zou_events.transport.outbox import Flusher, Outbox
 LIMITS = (1_000_000, 1 << 30)
 
 
-class CountingSocket(socket.socket):
-    """A gevent socket that counts the send calls the outbox makes."""
+class CountingKernelSocket(socket.socket._gevent_sock_class):  # type: ignore[misc,name-defined]
+    """The kernel socket under gevent's wrapper, counting the send calls the outbox makes
+    (it writes there directly, not through the wrapper)."""
 
-    sends = 0
+    def __init__(self, *args, **kwargs) -> None:  # type: ignore[no-untyped-def]
+        super().__init__(*args, **kwargs)
+        self.calls = 0
 
     def send(self, *args, **kwargs):  # type: ignore[no-untyped-def]
-        self.sends += 1
+        self.calls += 1
         return super().send(*args, **kwargs)
+
+
+class CountingSocket(socket.socket):
+    """A gevent socket whose kernel socket counts the outbox's non-blocking sends."""
+
+    _gevent_sock_class = CountingKernelSocket
+
+    @property
+    def sends(self) -> int:
+        return int(self._sock.calls)
 
 
 @pytest.fixture
@@ -86,14 +100,37 @@ def test_a_full_kernel_buffer_stalls_the_outbox_without_losing_or_reordering(pai
 
 def test_shared_frames_count_as_written_once_the_kernel_has_them(pair) -> None:
     writer, reader = pair
-    shared = SharedFrame("4hello", arrived=0.0, recipients=2)
+    shared = SharedFrame("4hello", arrived=0.0)
     first, second = Outbox(writer, *LIMITS), Outbox(writer, *LIMITS)
-    first.put(shared.frame, shared)
-    second.put(shared.frame, shared)
-    assert shared.remaining == 2
+    assert not first.put(shared.frame, shared)
+    assert not second.put(shared.frame, shared)
+    shared.remaining = 2  # as the fan-out counts the copies that wait (delivery.py)
     gevent.sleep(0)
     assert shared.remaining == 0
     assert read_exactly(reader, 2 * len(shared.frame)) == shared.frame * 2
+
+
+def observed_deliveries() -> float:
+    return REGISTRY.get_sample_value("zou_events_delivery_seconds_count") or 0.0
+
+
+def test_the_delivery_metric_is_observed_when_the_last_copy_reaches_the_kernel(pair) -> None:
+    writer, reader = pair
+    shared = SharedFrame("4hello", arrived=0.0)
+    at_once, coalesced = Outbox(writer, *LIMITS), Outbox(writer, *LIMITS)
+    before = observed_deliveries()
+    assert at_once.put(shared.frame, shared, at_once=True)  # the fan-out's to count: not here
+    if not coalesced.put(shared.frame, shared):
+        shared.remaining += 1  # as the fan-out counts the copies that wait (delivery.py)
+    shared.handed()
+    assert observed_deliveries() == before  # one copy still waits
+    gevent.sleep(0)
+    assert observed_deliveries() == before + 1
+    assert read_exactly(reader, 2 * len(shared.frame)) == shared.frame * 2
+    everywhere_at_once = SharedFrame("4again", arrived=0.0)
+    assert at_once.put(everywhere_at_once.frame, everywhere_at_once, at_once=True)
+    everywhere_at_once.handed()
+    assert observed_deliveries() == before + 2
 
 
 def test_limits_count_messages_and_bytes(pair) -> None:

@@ -35,17 +35,26 @@ def message_frame(message: str | bytes) -> bytes:
 
 
 class SharedFrame:
-    """A frame built once for a message that many sockets send, with delivery tracking."""
+    """A frame built once for a message that many sockets send, with delivery tracking:
+    ``remaining`` counts the copies that waited in an outbox and are not yet handed to the
+    kernel (those written at once by the fan-out never count: one call per message, not
+    per socket)."""
 
     __slots__ = ("arrived", "frame", "remaining")
 
-    def __init__(self, message: str | bytes, arrived: float, recipients: int) -> None:
+    def __init__(self, message: str | bytes, arrived: float) -> None:
         self.frame = message_frame(message)
         self.arrived = arrived
-        self.remaining = recipients
+        self.remaining = 0
+
+    def handed(self) -> None:
+        """The fan-out gave the frame to all its recipients, ``remaining`` of which wait in
+        their outboxes (each counted down by ``written``). None waiting: delivered now."""
+        if not self.remaining:
+            metrics.delivery_seconds.observe(time.monotonic() - self.arrived)
 
     def written(self) -> None:
-        """One recipient's copy went to the kernel."""
+        """One waiting copy went to the kernel."""
         if self.remaining > 0:
             self.remaining -= 1
             if self.remaining == 0:
@@ -62,12 +71,10 @@ class _SharedBytes(bytes):
     shared: SharedFrame
 
 
-def share_frame(
-    message: str | bytes, arrived: float, recipients: int
-) -> tuple[str | bytes, SharedFrame]:
-    """The frame of ``message``, about to be sent to ``recipients`` WebSockets, built once;
-    and ``message`` carrying it (an equal str or bytes for everything else that reads it)."""
-    shared = SharedFrame(message, arrived, recipients)
+def share_frame(message: str | bytes, arrived: float) -> tuple[str | bytes, SharedFrame]:
+    """The frame of ``message``, about to be sent to many WebSockets, built once; and
+    ``message`` carrying it (an equal str or bytes for everything else that reads it)."""
+    shared = SharedFrame(message, arrived)
     framed = _SharedText(message) if isinstance(message, str) else _SharedBytes(message)
     framed.shared = shared
     return framed, shared
