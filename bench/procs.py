@@ -31,6 +31,18 @@ def machine_busy_seconds() -> float:
     return (user + nice + system + irq + softirq + steal) / _CLOCK_TICKS
 
 
+def listen_overflows() -> int:
+    """Connections the kernel dropped since boot because a listening socket's accept queue
+    was full (TcpExt ListenOverflows): each costs its client a SYN retransmission, 1 s or
+    more, whatever the server's speed."""
+    lines = Path("/proc/net/netstat").read_text().splitlines()
+    for names, values in zip(lines[::2], lines[1::2], strict=True):
+        if names.startswith("TcpExt:"):
+            fields = dict(zip(names.split()[1:], values.split()[1:], strict=True))
+            return int(fields["ListenOverflows"])
+    return 0
+
+
 def rss_bytes(pid: int) -> int:
     resident_pages = int(Path(f"/proc/{pid}/statm").read_text().split()[1])
     return resident_pages * _PAGE_SIZE

@@ -221,7 +221,9 @@ def rows(r: Round) -> list[str]:
         lines.append(
             f"{'':<19} connected {r.clients_joined}/{r.clients_wanted} in "
             f"{r.connect_seconds:.1f} s ({r.connect_upgraded} upgraded), worker CPU "
-            f"{_num(r.connect_cpu_ms_per_socket)} ms per connect"
+            f"{_num(r.connect_cpu_ms_per_socket)} ms per connect (cores busy: worker "
+            f"{_num(r.connect_server_cpu_share)}, load client {_num(r.connect_client_cpu_share)};"
+            f" {r.connect_listen_overflows} accept-queue drops)"
             + ("" if idle_cpu is None else f", idle {idle_cpu:.1f} µs CPU per socket-second")
         )
     if r.connect_failures or r.connect_retries or r.disconnects:

@@ -42,6 +42,12 @@ class Round:
     # The worker's CPU over the connect phase (handshakes, authentication, upgrades), per
     # socket joined: meaningful on a busy machine, where connect_seconds is not.
     connect_cpu_ms_per_socket: float | None
+    # Over the connect phase, in cores: the worker's and the load client's CPU. A client
+    # near 1.0 is itself what bounds a storm's time, not the server.
+    connect_server_cpu_share: float | None
+    connect_client_cpu_share: float | None
+    # Connections dropped by the kernel's full accept queues meanwhile (the machine's count)
+    connect_listen_overflows: int
     connect_upgraded: int  # Kitsu-style sockets that reached WebSocket
     events: int
     expected_deliveries: int
@@ -106,8 +112,12 @@ def _round(
             kitsu,
             source_addresses,
         ) as client:
+            connect_client_cpu_before = procs.cpu_seconds(client.pid)
+            overflows_before = procs.listen_overflows()
             connected: Connected = client.wait_connected()
+            overflows = procs.listen_overflows() - overflows_before
             connect_cpu = procs.cpu_seconds(running.worker_pid) - connect_cpu_before
+            connect_client_cpu = procs.cpu_seconds(client.pid) - connect_client_cpu_before
             time.sleep(SETTLE_SECONDS)
             rss_idle = procs.rss_bytes(running.worker_pid)
             idle_cpu = None
@@ -146,6 +156,9 @@ def _round(
         connect_retries=connected.retries,
         connect_seconds=connected.seconds,
         connect_cpu_ms_per_socket=connect_cpu / joined * 1e3 if joined else None,
+        connect_server_cpu_share=_share(connect_cpu, connected.seconds),
+        connect_client_cpu_share=_share(connect_client_cpu, connected.seconds),
+        connect_listen_overflows=overflows,
         connect_upgraded=connected.upgraded,
         events=events,
         expected_deliveries=events * joined,
@@ -173,6 +186,10 @@ def _round(
         short_events=report["short_events"][:20],
         server_warnings=server_warnings,
     )
+
+
+def _share(cpu_seconds: float, wall_seconds: float) -> float | None:
+    return cpu_seconds / wall_seconds if wall_seconds > 0 else None
 
 
 def steady(
