@@ -441,22 +441,26 @@ class Settings:
     )
     new_sessions_per_second: float = setting(
         "ZOU_EVENTS_NEW_SESSIONS_PER_SECOND",
-        300.0,
+        1000.0,
         _positive_float,
         "a number > 0",
-        'Token bucket for new sessions; beyond, HTTP 503 (`reason="too_fast"`), so a reconnect '
-        "storm is spread instead of stalling the worker. A Kitsu connect (polling handshake, "
-        "authentication, upgrade) costs about 1.6 ms of CPU, so one worker takes about 600 per "
-        "second at most; the default leaves room for the traffic of the sockets already "
-        "connected.",
+        'Token bucket for new sessions; beyond, HTTP 503 (`reason="too_fast"`). A ceiling, '
+        "not the storm's pace: a Kitsu connect (polling handshake, authentication, upgrade) "
+        "costs a worker about 2 ms of CPU, so one takes 500 a second at most, and within a "
+        "storm `ZOU_EVENTS_ADMISSION_MAX_LAG` admits as fast as the worker finishes them. A "
+        "bucket below that refused tabs while the worker had CPU to spare, and every refusal "
+        "costs about 0.5 ms (a connection, a request, an answer) and comes back 1-5 s later: "
+        "at 300/s a 10,000-tab storm took 46 s, at 1000/s 35-38 s (benchmarks.md). What it "
+        "bounds is sessions without a namespace yet: about this times "
+        "`ZOU_EVENTS_CONNECT_TIMEOUT`.",
         limit="new_sessions_per_second",
     )
     new_sessions_burst: int = setting(
         "ZOU_EVENTS_NEW_SESSIONS_BURST",
-        400,
+        1000,
         _int_in(1, 1_000_000),
         "an integer ≥ 1",
-        "The burst of that bucket: new sessions accepted at once.",
+        "The burst of that bucket: new sessions accepted at once (one second of the rate).",
         limit="new_sessions_burst",
     )
     admission_max_lag: float = setting(

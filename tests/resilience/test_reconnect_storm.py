@@ -31,8 +31,9 @@ STORM_SOCKETS = 5000
 PEOPLE = 100  # distinct person tokens among the sockets
 HANDSHAKE = "/socket.io/?EIO=4&transport=polling"
 STORMS = 3
-# Seconds for every socket to be back: 5000 at 300/s take 17 s at least; a 2-core machine
-# shared with the load client paces them to 40-55 s (admission on event-loop lag).
+# Seconds for every socket to be back: 5000 connects at about 2 ms of worker CPU each take
+# 10 s at least; a 2-core machine shared with the load client paces them to 40-55 s
+# (admission on event-loop lag).
 BACK_WITHIN = 90.0
 # An attempt the client gave up on (no answer in 20 s, or a network error) may leave a session
 # it never polls: the server closes it at its ping timeout (default 25 + 20 s).
@@ -100,7 +101,7 @@ def test_the_cost_of_a_storm_of_disconnects_grows_linearly(redis_env: dict[str, 
         worker = worker_pid(server)
         tokens = [make_token(server.secret_key) for _ in range(PEOPLE)]
         for count in (small, large):
-            # Spread below the admission rate (300/s), so that every connect is taken at once.
+            # Spread below the admission rate (1000/s), so that every connect is taken at once.
             with LoadClient(
                 [server.url], tokens, count, transport="websocket", reconnect=False, ramp_ms=5
             ) as load:
