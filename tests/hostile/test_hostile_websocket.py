@@ -164,7 +164,7 @@ def test_garbage_first_websocket_message_leaves_polling_working(instance: Instan
     log_start = instance.server.log_path.stat().st_size
     rounds: Counter[str] = Counter()
     with attack_window(instance, "garbage first websocket message", expect) as window:
-        for count in window.running(limit=2_000):
+        for count in window.running(limit=100_000):
             case = list(GARBAGE_FIRST)[count % len(GARBAGE_FIRST)]
             polling = Polling(instance.url, {"Cookie": instance.cookie()})
             assert polling.post("40/events,") == 200
