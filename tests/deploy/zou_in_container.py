@@ -217,6 +217,15 @@ class Studio:
         answer = json.loads(out)
         return Response(answer["status"], [tuple(h) for h in answer["headers"]], answer["body"])
 
+    def logs_tail(self) -> str:
+        """The end of Zou's API and nginx error logs: why a request through nginx failed (a
+        502 at the first login was seen once and could not be explained without them)."""
+        tails = []
+        for path in ("/opt/zou/logs/gunicorn_error.log", "/var/log/nginx/error.log"):
+            tail = self.box.run("tail", "-n", "30", path, check=False)
+            tails.append(f"--- {path}\n{tail.stdout}{tail.stderr}")
+        return "\n".join(tails)
+
     def login(self) -> tuple[str, str]:
         """Kitsu's login through nginx: the access token and the browser's ``Cookie`` value."""
         response = self.http(
@@ -225,7 +234,7 @@ class Studio:
             {"email": ADMIN_EMAIL, "password": self.admin_password},
             {"User-Agent": BROWSER_USER_AGENT},
         )
-        assert response.status == 200, response.body
+        assert response.status == 200, f"{response.body}\n{self.logs_tail()}"
         cookies: SimpleCookie = SimpleCookie()
         for name, value in response.headers:
             if name.lower() == "set-cookie":
