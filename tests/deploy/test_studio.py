@@ -318,12 +318,7 @@ def test_zou_restart_command_leaves_ours_serving(host: Host) -> None:
     assert box.unit_property("zou.service", "MainPID") != api_pid  # Zou's upgrade went through
     assert box.unit_property(OUR_UNIT, "MainPID") == ours_pid
     assert host.holder() == OUR_UNIT
-    wait_until(
-        lambda: host.zou.http("GET", f"{host.zou.kitsu_url}/api/").status == 200,
-        60,
-        "Zou's API after its restart",
-        0.5,
-    )
+    host.zou.wait_for_api()  # after its restart
     kitsu_session(host, transports=["websocket"])
 
 

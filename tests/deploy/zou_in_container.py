@@ -139,6 +139,8 @@ systemctl start zou zou-events
 systemctl restart nginx
 """
 
+ZOU_API_URL = "http://127.0.0.1:5000/"  # the unit's bind, behind nginx's /api
+
 # Runs in the container: one HTTP request described as JSON on stdin, the answer as JSON.
 HTTP_SCRIPT = """\
 import json, sys, urllib.error, urllib.request
@@ -198,12 +200,15 @@ class Studio:
             *("bash", "-euc", SETUP),
             timeout=300,
         )
-        wait_until(
-            lambda: self.http("GET", f"{self.kitsu_url}/api/").status == 200,
-            60,
-            "Zou's API through nginx",
-            0.5,
-        )
+        self.wait_for_api()
+
+    def wait_for_api(self) -> None:
+        """Until Zou's API answers through nginx. The API itself first: nginx's
+        `localhost:5000` upstream is marked failed for 10 s (per nginx worker) by a request
+        refused while the API starts, and a later request on that worker gets 502 "no live
+        upstreams" although the API is up."""
+        for url, what in ((ZOU_API_URL, "Zou's API"), (f"{self.kitsu_url}/api/", "nginx")):
+            wait_until(lambda url=url: self.http("GET", url).status == 200, 60, what, 0.5)
 
     def http(
         self,
