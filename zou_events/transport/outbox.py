@@ -54,15 +54,15 @@ class Outbox:
 
     def put(self, frame: bytes, shared: SharedFrame | None = None, at_once: bool = False) -> bool:
         """Queue ``frame``; ``at_once``: write it now if nothing is waiting before it.
-        Returns whether the kernel took it now: if so, ``shared`` is left for the caller to
-        count (one count per message, not per socket); otherwise it is counted here once
-        written."""
+        Returns whether nothing of it waits here: written now, or dropped with a closed or
+        failed connection. Then ``shared`` is left for the caller to count (one count per
+        message, not per socket); otherwise it is counted here once written."""
         if self.closed:
-            return False
+            return True
         if at_once and not self._frames and not self._stalled:
-            if self._write_now(frame):
+            if self._write_now(frame) or self.closed:
                 return True
-            if shared is not None and not self.closed:  # its rest waits for a greenlet
+            if shared is not None:  # its rest waits for a greenlet
                 self._shared.append(shared)
             return False
         if shared is not None:
