@@ -649,10 +649,24 @@ def process() -> list[Panel]:
         graph(
             "Event loop lag",
             "How late a ready greenlet runs (p99). Over ZOU_EVENTS_ADMISSION_MAX_LAG (1 s) new "
-            "sessions get 503 overloaded: the worker is saturated.",
+            "sessions wait their turn: the worker is saturated.",
             "s",
             Query(quantile(0.99, "zou_events_event_loop_lag_seconds", "instance"), "{{instance}}"),
-            width=12,
+            width=6,
+        ),
+        graph(
+            "New sessions waiting for admission",
+            "Handshakes held back by the new-session rate or the loop lag, waiting their turn "
+            "(up to ZOU_EVENTS_ADMISSION_MAX_WAIT, then 503), and the mean wait of those let in. "
+            "Non-zero only during a reconnect storm.",
+            "short",
+            Query(f"sum by (instance) ({series('zou_events_admission_waiting')})", "{{instance}}"),
+            Query(
+                f"sum by (instance) ({rate('zou_events_admission_wait_seconds_sum')}) / "
+                f"sum by (instance) ({rate('zou_events_admission_wait_seconds_count')})",
+                "{{instance}} mean wait (s)",
+            ),
+            width=6,
         ),
     ]
 

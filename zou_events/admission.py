@@ -1,8 +1,9 @@
 """Admission of new Engine.IO sessions: a cap on sockets, on new sessions per second, and on
 how far behind the event loop may run.
 
-Beyond any limit the handshake gets HTTP 503 at once (cheap for the worker, and nginx or
-the client backs off and retries), while the sockets already connected keep being served.
+While draining or full, a handshake gets HTTP 503 at once (nginx or the client tries
+elsewhere or later); beyond the rate or the lag bound it waits its turn first
+(``waiting_room.py``). The sockets already connected keep being served meanwhile.
 Whether a request is new is decided on the session table, never on the query string's
 shape: only a ``sid`` naming an open session of this process makes a request an old one.
 """
@@ -48,6 +49,7 @@ class Admission:
         self._draining = draining
         self._loop_lag = loop_lag
         self.max_lag = max_lag
+        self.per_second = per_second
         self._sessions = TokenBucket(per_second, burst)
 
     def overloaded(self) -> bool:
@@ -55,10 +57,18 @@ class Admission:
 
     def refusal(self) -> str | None:
         """Why a new session must be refused now, or None to admit it."""
+        return self.lasting_refusal() or self.passing_refusal()
+
+    def lasting_refusal(self) -> str | None:
+        """A reason that waiting a few seconds would not lift."""
         if self._draining():
             return DRAINING
         if self._socket_count() >= self.max_sockets:
             return OVER_CAPACITY
+        return None
+
+    def passing_refusal(self) -> str | None:
+        """A reason that lifts as the worker catches up; None takes a token of the rate."""
         if self.overloaded():
             # The worker is saturated: a session admitted now would wait its turn at every
             # step, and a client that gives up after 20 s retries, adding to the queue.
@@ -69,11 +79,13 @@ class Admission:
 class AdmissionMiddleware:
     """WSGI: a request to Engine.IO that names no open session of this process is a new
     session (engineio ignores an empty ``sid``, and an unknown one gets no session either):
-    it is admitted or answered 503 with the reason."""
+    it is admitted, perhaps after waiting its turn, or answered 503 with the reason."""
 
-    def __init__(self, app: WsgiApp, admission: Admission, is_open: Callable[[str], bool]):
+    def __init__(
+        self, app: WsgiApp, admit: Callable[[], str | None], is_open: Callable[[str], bool]
+    ):
         self.app = app
-        self.admission = admission
+        self._admit = admit  # None, or why not (the waiting room's admit)
         self._is_open = is_open
 
     def is_new_session(self, environ: dict[str, Any]) -> bool:
@@ -85,7 +97,7 @@ class AdmissionMiddleware:
 
     def __call__(self, environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
         if self.is_new_session(environ):
-            refusal = self.admission.refusal()
+            refusal = self._admit()
             if refusal is not None:
                 metrics.connections_refused.labels(refusal).inc()
                 start_response(

@@ -35,6 +35,7 @@ from zou_events.rooms.names import RoomNamer
 from zou_events.sd_notify import ReadyNotifier
 from zou_events.sessions import Sessions
 from zou_events.transport.server import EventServer
+from zou_events.waiting_room import WaitingRoom
 from zou_events.zou_api import ZouApi
 
 log = structlog.get_logger("zou_events.app")
@@ -126,7 +127,8 @@ class Instance:
             stop_after=(subscription.stop, liveness.stop),
         )
         served = sio.wsgi_app(http, settings.max_payload_bytes, settings.request_body_timeout)
-        app: WsgiApp = AdmissionMiddleware(served, admission, sio.is_open_session)
+        waiting_room = WaitingRoom(admission, settings.admission_queue, settings.admission_max_wait)
+        app: WsgiApp = AdmissionMiddleware(served, waiting_room.admit, sio.is_open_session)
         if settings.metrics_listener is not None:
             app = ListenerRouter(app, http, settings.metrics_listener[1])
         self._app = app

@@ -122,6 +122,16 @@ def _positive_float(raw: str) -> float:
     return value
 
 
+def _float_in(low: float, high: float) -> Callable[[str], float]:
+    def parse(raw: str) -> float:
+        value = float(raw)
+        if not low <= value <= high:  # NaN fails both
+            raise ValueError(raw)
+        return value
+
+    return parse
+
+
 def _bool(raw: str) -> bool:
     lowered = raw.lower()
     if lowered in {"1", "true", "yes", "on"}:
@@ -444,15 +454,13 @@ class Settings:
         1000.0,
         _positive_float,
         "a number > 0",
-        'Token bucket for new sessions; beyond, HTTP 503 (`reason="too_fast"`). A ceiling, '
-        "not the storm's pace: a Kitsu connect (polling handshake, authentication, upgrade) "
-        "costs a worker about 2 ms of CPU, so one takes 500 a second at most, and within a "
-        "storm `ZOU_EVENTS_ADMISSION_MAX_LAG` admits as fast as the worker finishes them. A "
-        "bucket below that refused tabs while the worker had CPU to spare, and every refusal "
-        "costs about 0.5 ms (a connection, a request, an answer) and comes back 1-5 s later: "
-        "at 300/s a 10,000-tab storm took 46 s, at 1000/s 35-38 s (benchmarks.md). What it "
-        "bounds is sessions without a namespace yet: about this times "
-        "`ZOU_EVENTS_CONNECT_TIMEOUT`.",
+        "Token bucket for new sessions; beyond, a handshake waits its turn "
+        '(`ZOU_EVENTS_ADMISSION_MAX_WAIT`), then gets HTTP 503 (`reason="too_fast"`). A '
+        "ceiling, not the storm's pace: a Kitsu connect (polling handshake, authentication, "
+        "upgrade) costs a worker about 2 ms of CPU, so one takes 500 a second at most, and "
+        "within a storm `ZOU_EVENTS_ADMISSION_MAX_LAG` admits as fast as the worker finishes "
+        "them (benchmarks.md). What it bounds is sessions without a namespace yet: about this "
+        "times `ZOU_EVENTS_CONNECT_TIMEOUT`.",
         limit="new_sessions_per_second",
     )
     new_sessions_burst: int = setting(
@@ -469,10 +477,34 @@ class Settings:
         _positive_float,
         "a number of seconds > 0",
         "Seconds the event loop may run behind (`zou_events_event_loop_lag_seconds`) before new "
-        'sessions get HTTP 503 (`reason="overloaded"`). The rate limit above is fixed; this one '
-        "follows the machine: on a slower or busier host a storm is admitted only as fast as the "
-        "worker finishes connects, so that none waits long enough for its client to give up and "
-        "retry (which would only add work).",
+        'sessions wait their turn, then get HTTP 503 (`reason="overloaded"`). The rate limit '
+        "above is fixed; this one follows the machine: on a slower or busier host a storm is "
+        "admitted only as fast as the worker finishes connects, so that none waits long enough "
+        "for its client to give up and retry (which would only add work).",
+    )
+    admission_max_wait: float = setting(
+        "ZOU_EVENTS_ADMISSION_MAX_WAIT",
+        10.0,
+        _float_in(0.0, 600.0),
+        "a number of seconds, 0 to 600",
+        "Seconds a new session held back by the rate or the lag bound waits for its turn, "
+        "first come first served, before HTTP 503; 0 answers 503 at once. A refusal costs the "
+        "worker about 0.5 ms and socket.io-client retries 1-5 s later: in a 10,000-tab storm "
+        "refusals were a third of the worker's CPU, a wait costs nothing. Keep it well under "
+        "the client's connect timeout (20 s for Kitsu) so that a session let in still has "
+        "time to connect. Draining and `ZOU_EVENTS_MAX_SOCKETS` are answered at once.",
+        limit="admission_max_wait_seconds",
+    )
+    admission_queue: int = setting(
+        "ZOU_EVENTS_ADMISSION_QUEUE",
+        5000,
+        _int_in(0, 1_000_000),
+        "an integer ≥ 0",
+        "New sessions that may wait at once (`zou_events_admission_waiting`); beyond, HTTP 503 "
+        "at once. About `ZOU_EVENTS_ADMISSION_MAX_WAIT` times the sessions a worker connects "
+        "per second (500): more would only wait to be refused. Each waiting handshake holds "
+        "its connection and its parsed request, a few KiB.",
+        limit="admission_queue",
     )
     send_queue_max_messages: int = setting(
         "ZOU_EVENTS_SEND_QUEUE_MAX_MESSAGES",

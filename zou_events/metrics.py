@@ -179,6 +179,15 @@ event_loop_lag_seconds = Histogram(
     "How late the event loop runs a greenlet that is ready (sampled every 0.1 s)",
     buckets=(0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0),
 )
+admission_waiting = Gauge(
+    "zou_events_admission_waiting",
+    "New sessions waiting their turn for admission (beyond the rate or the lag bound)",
+)
+admission_wait_seconds = Histogram(
+    "zou_events_admission_wait_seconds",
+    "How long new sessions let in after a wait waited for their turn",
+    buckets=(0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 20.0),
+)
 publish_delay_seconds = Histogram(
     "zou_events_publish_delay_seconds",
     "From publication by a zou-events instance to arrival here (room emits carry a timestamp)",

@@ -135,7 +135,11 @@ def test_a_sid_in_the_query_string_is_no_way_past_the_socket_cap() -> None:
 
 
 def test_a_sid_in_the_query_string_is_no_way_past_the_rate_limit() -> None:
-    env = {"ZOU_EVENTS_NEW_SESSIONS_PER_SECOND": "0.1", "ZOU_EVENTS_NEW_SESSIONS_BURST": "3"}
+    env = {
+        "ZOU_EVENTS_NEW_SESSIONS_PER_SECOND": "0.1",
+        "ZOU_EVENTS_NEW_SESSIONS_BURST": "3",
+        "ZOU_EVENTS_ADMISSION_MAX_WAIT": "0",  # refused at once rather than after a wait
+    }
     with start_server(env) as server:
         queries = ("&sid=", "&xsid=1", "&sid=not-a-session", "&sid=", "&xsid=1")
         statuses = [

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import socket
 import time
+from concurrent.futures import ThreadPoolExecutor
 
 import urllib3
 import websocket
@@ -43,15 +44,37 @@ def test_socket_cap_answers_503_and_keeps_serving() -> None:
             clients.wait_for(lambda m: m.get("event") == "still:served" and m["i"] == 1)
 
 
-def test_new_session_rate_answers_503() -> None:
-    env = {"ZOU_EVENTS_NEW_SESSIONS_PER_SECOND": "0.1", "ZOU_EVENTS_NEW_SESSIONS_BURST": "3"}
+def test_new_session_rate_answers_503_after_the_wait() -> None:
+    env = {
+        "ZOU_EVENTS_NEW_SESSIONS_PER_SECOND": "0.1",
+        "ZOU_EVENTS_NEW_SESSIONS_BURST": "3",
+        "ZOU_EVENTS_ADMISSION_MAX_WAIT": "0.5",
+    }
     with start_server(env) as server:
         statuses = [
             urllib3.request("GET", server.url + HANDSHAKE, retries=False).status for _ in range(5)
         ]
         assert statuses[:3] == [200, 200, 200]
-        assert statuses[3:] == [503, 503]
+        assert statuses[3:] == [503, 503]  # no token within the half second each waited
         assert metric(server, 'zou_events_connections_refused_total{reason="too_fast"}') == 2
+        assert metric(server, "zou_events_admission_waiting") == 0
+
+
+def test_new_sessions_beyond_the_rate_wait_their_turn_instead_of_a_503() -> None:
+    env = {"ZOU_EVENTS_NEW_SESSIONS_PER_SECOND": "20", "ZOU_EVENTS_NEW_SESSIONS_BURST": "1"}
+    with start_server(env) as server:
+        with ThreadPoolExecutor(10) as pool:
+            answers = list(
+                pool.map(
+                    lambda _: urllib3.request("GET", server.url + HANDSHAKE, retries=False),
+                    range(10),
+                )
+            )
+        assert [a.status for a in answers] == [200] * 10
+        assert len({a.data for a in answers}) == 10  # ten sessions, each its own open packet
+        assert metric(server, 'zou_events_connections_refused_total{reason="too_fast"}') == 0
+        # at 20/s with a burst of 1, at least 8 of them had to wait for a token
+        assert metric(server, "zou_events_admission_wait_seconds_count") >= 8
 
 
 def test_slow_consumer_is_cut_and_the_others_get_everything() -> None:

@@ -9,6 +9,7 @@ import pytest
 from prometheus_client import REGISTRY
 
 from zou_events.admission import Admission, AdmissionMiddleware
+from zou_events.waiting_room import WaitingRoom
 
 OPEN_SID = "open-session"
 
@@ -42,7 +43,8 @@ def middleware(recorder: Recorder, max_sockets: int = 10, burst: int = 10) -> Ad
         loop_lag=lambda: 0.0,
         max_lag=1.0,
     )
-    return AdmissionMiddleware(recorder.app, admission, {OPEN_SID}.__contains__)
+    refuse_at_once = WaitingRoom(admission, capacity=0, max_wait=0.0)
+    return AdmissionMiddleware(recorder.app, refuse_at_once.admit, {OPEN_SID}.__contains__)
 
 
 def environ(path: str, query: str = "") -> dict[str, Any]:
