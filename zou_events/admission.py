@@ -10,6 +10,7 @@ shape: only a ``sid`` naming an open session of this process makes a request an 
 
 from __future__ import annotations
 
+import socket
 from collections.abc import Callable, Iterable
 from typing import Any
 from urllib.parse import parse_qs
@@ -19,11 +20,12 @@ from zou_events.rooms.limits import TokenBucket
 
 ENGINEIO_PATH = "/socket.io/"  # engineio's own prefix test: anything else is not Engine.IO
 
-OVER_CAPACITY, TOO_FAST, OVERLOADED, DRAINING = (
+OVER_CAPACITY, TOO_FAST, OVERLOADED, DRAINING, ABANDONED = (
     "over_capacity",
     "too_fast",
     "overloaded",
     "draining",
+    "abandoned",  # the client hung up while its handshake waited its turn
 )
 
 StartResponse = Callable[..., Any]
@@ -82,7 +84,10 @@ class AdmissionMiddleware:
     it is admitted, perhaps after waiting its turn, or answered 503 with the reason."""
 
     def __init__(
-        self, app: WsgiApp, admit: Callable[[], str | None], is_open: Callable[[str], bool]
+        self,
+        app: WsgiApp,
+        admit: Callable[[Callable[[], bool]], str | None],
+        is_open: Callable[[str], bool],
     ):
         self.app = app
         self._admit = admit  # None, or why not (the waiting room's admit)
@@ -97,7 +102,7 @@ class AdmissionMiddleware:
 
     def __call__(self, environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
         if self.is_new_session(environ):
-            refusal = self._admit()
+            refusal = self._admit(client_connected(environ.get("gunicorn.socket")))
             if refusal is not None:
                 metrics.connections_refused.labels(refusal).inc()
                 start_response(
@@ -106,3 +111,24 @@ class AdmissionMiddleware:
                 )
                 return [refusal.encode()]
         return self.app(environ, start_response)
+
+
+def client_connected(sock: socket.socket | None) -> Callable[[], bool]:
+    """Whether the client of a request is still connected: its socket not at end of stream.
+    Data it sent meanwhile (a pipelined request) stays in the socket, only peeked at."""
+
+    def still_there() -> bool:
+        if sock is None:
+            return True
+        timeout = sock.gettimeout()
+        sock.settimeout(0.0)  # gevent's socket would otherwise wait for data
+        try:
+            return sock.recv(1, socket.MSG_PEEK) != b""
+        except BlockingIOError:
+            return True  # nothing to read: still connected
+        except OSError:
+            return False  # reset
+        finally:
+            sock.settimeout(timeout)
+
+    return still_there

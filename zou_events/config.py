@@ -484,26 +484,28 @@ class Settings:
     )
     admission_max_wait: float = setting(
         "ZOU_EVENTS_ADMISSION_MAX_WAIT",
-        10.0,
+        15.0,
         _float_in(0.0, 600.0),
         "a number of seconds, 0 to 600",
         "Seconds a new session held back by the rate or the lag bound waits for its turn, "
         "first come first served, before HTTP 503; 0 answers 503 at once. A refusal costs the "
         "worker about 0.5 ms and socket.io-client retries 1-5 s later: in a 10,000-tab storm "
-        "refusals were a third of the worker's CPU, a wait costs nothing. Keep it well under "
-        "the client's connect timeout (20 s for Kitsu) so that a session let in still has "
-        "time to connect. Draining and `ZOU_EVENTS_MAX_SOCKETS` are answered at once.",
+        "refusals were a third of the worker's CPU, a wait costs nothing. Keep it under the "
+        "client's connect timeout (20 s for Kitsu) by what a session needs once let in (a few "
+        "round trips, each up to `ZOU_EVENTS_ADMISSION_MAX_LAG` late); a client that gives up "
+        "sooner is dropped at its turn (`reason=\"abandoned\"`). Draining and "
+        "`ZOU_EVENTS_MAX_SOCKETS` are answered at once.",
         limit="admission_max_wait_seconds",
     )
     admission_queue: int = setting(
         "ZOU_EVENTS_ADMISSION_QUEUE",
-        5000,
+        10000,
         _int_in(0, 1_000_000),
         "an integer ≥ 0",
         "New sessions that may wait at once (`zou_events_admission_waiting`); beyond, HTTP 503 "
-        "at once. About `ZOU_EVENTS_ADMISSION_MAX_WAIT` times the sessions a worker connects "
-        "per second (500): more would only wait to be refused. Each waiting handshake holds "
-        "its connection and its parsed request, a few KiB.",
+        "at once. Each waiting handshake holds its connection and its parsed request (a few "
+        "KiB) and counts against `ZOU_EVENTS_WORKER_CONNECTIONS`: the default holds a whole "
+        "10,000-tab storm.",
         limit="admission_queue",
     )
     send_queue_max_messages: int = setting(

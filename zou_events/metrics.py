@@ -54,6 +54,7 @@ REFUSAL_REASONS = (
     "too_fast",
     "overloaded",
     "draining",
+    "abandoned",
     "connect_timeout",
     "origin",
 )

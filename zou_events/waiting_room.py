@@ -8,28 +8,36 @@ handshake that waits here was parsed once, costs nothing while its greenlet is p
 is let in as soon as admission's rate and the event loop's lag allow, well within the
 client's 20 s connect timeout (``max_wait``). Only the passing reasons (too fast,
 overloaded) wait; draining and a full instance are answered at once, and so is everyone
-once the room holds ``capacity`` handshakes or a handshake has waited ``max_wait``.
+once the room holds ``capacity`` handshakes or a handshake has waited ``max_wait``. A
+handshake whose client hung up while it waited (socket.io-client gives up after its own
+timeout and starts again) is dropped at its turn, without spending the rate on it.
 """
 
 from __future__ import annotations
 
 import time
 from collections import deque
+from collections.abc import Callable
 
 import gevent
 from gevent.event import Event
 
 from zou_events import metrics
-from zou_events.admission import TOO_FAST, Admission
+from zou_events.admission import ABANDONED, TOO_FAST, Admission
+
+
+def _always_there() -> bool:
+    return True
 
 
 class _Waiter:
-    __slots__ = ("decided", "done", "refusal")
+    __slots__ = ("decided", "done", "refusal", "still_there")
 
-    def __init__(self) -> None:
+    def __init__(self, still_there: Callable[[], bool]) -> None:
         self.decided = Event()
         self.refusal: str | None = None
         self.done = False  # let in, refused, or gone: no longer counted as waiting
+        self.still_there = still_there
 
 
 class WaitingRoom:
@@ -49,8 +57,9 @@ class WaitingRoom:
     def waiting(self) -> int:
         return self._waiting
 
-    def admit(self) -> str | None:
-        """None once the new session may go on (perhaps after a wait), or why it may not."""
+    def admit(self, still_there: Callable[[], bool] = _always_there) -> str | None:
+        """None once the new session may go on (perhaps after a wait), or why it may not;
+        ``still_there`` tells, when its turn comes, whether its client is still connected."""
         lasting = self.admission.lasting_refusal()
         if lasting is not None:
             return lasting
@@ -63,10 +72,10 @@ class WaitingRoom:
             self._reason = passing
         if self._waiting >= self.capacity or self.max_wait <= 0:
             return passing
-        return self._wait()
+        return self._wait(still_there)
 
-    def _wait(self) -> str | None:
-        waiter = _Waiter()
+    def _wait(self, still_there: Callable[[], bool]) -> str | None:
+        waiter = _Waiter(still_there)
         self._queue.append(waiter)
         self._waiting += 1
         metrics.admission_waiting.inc()
@@ -74,10 +83,11 @@ class WaitingRoom:
             self._usher = gevent.spawn(self._let_in_turn_by_turn)
         started = time.monotonic()
         try:
-            if waiter.decided.wait(self.max_wait):
+            if not waiter.decided.wait(self.max_wait):
+                return self._reason
+            if waiter.refusal is None:
                 metrics.admission_wait_seconds.observe(time.monotonic() - started)
-                return waiter.refusal
-            return self._reason
+            return waiter.refusal
         finally:
             self._leave(waiter)  # timed out, or the request's greenlet was killed
 
@@ -87,14 +97,18 @@ class WaitingRoom:
             self._waiting -= 1
             metrics.admission_waiting.dec()
 
-    def _decide_next(self, refusal: str | None) -> None:
-        while self._queue:
-            waiter = self._queue.popleft()
-            if not waiter.done:  # skip those that gave up
-                waiter.refusal = refusal
-                self._leave(waiter)
-                waiter.decided.set()
-                return
+    def _first(self) -> _Waiter:
+        """The first waiter not done; there is one while ``_waiting``."""
+        while self._queue[0].done:  # timed out or killed, oldest first
+            self._queue.popleft()
+        return self._queue[0]
+
+    def _decide_first(self, refusal: str | None) -> None:
+        waiter = self._first()
+        self._queue.popleft()
+        waiter.refusal = refusal
+        self._leave(waiter)
+        waiter.decided.set()
 
     def _let_in_turn_by_turn(self) -> None:
         try:
@@ -102,16 +116,17 @@ class WaitingRoom:
                 lasting = self.admission.lasting_refusal()
                 if lasting is not None:  # draining or full: nobody waiting can get in now
                     while self._waiting:
-                        self._decide_next(lasting)
+                        self._decide_first(lasting)
                     break
+                if not self._first().still_there():
+                    self._decide_first(ABANDONED)  # its client hung up: no token spent
+                    continue
                 passing = self.admission.passing_refusal()
                 if passing is None:
-                    self._decide_next(None)
+                    self._decide_first(None)
                     gevent.sleep(0)  # the handshake let in runs before the next is weighed
                 else:
                     self._reason = passing
-                    while self._queue and self._queue[0].done:  # gave up, oldest first
-                        self._queue.popleft()
                     gevent.sleep(self._recheck)
         finally:
             if not self._waiting:

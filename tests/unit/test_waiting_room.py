@@ -3,10 +3,21 @@ instead of HTTP 503 at once; draining, a full instance, a full room and a long w
 
 from __future__ import annotations
 
+import socket
+
 import gevent
+import gevent.socket
 from prometheus_client import REGISTRY
 
-from zou_events.admission import DRAINING, OVER_CAPACITY, OVERLOADED, TOO_FAST, Admission
+from zou_events.admission import (
+    ABANDONED,
+    DRAINING,
+    OVER_CAPACITY,
+    OVERLOADED,
+    TOO_FAST,
+    Admission,
+    client_connected,
+)
 from zou_events.waiting_room import WaitingRoom
 
 
@@ -143,3 +154,36 @@ def test_a_waiting_request_killed_frees_its_place_and_spends_no_token() -> None:
     instance.lag = 0.0
     stays.join(timeout=5)
     assert decisions == [(2, None)]  # the one token went to the one still waiting
+
+
+def test_a_waiter_whose_client_hung_up_is_dropped_at_its_turn_without_a_token() -> None:
+    instance = Instance()
+    instance.lag = 5.0
+    gate = room(instance, per_second=0.001, burst=1)
+    decisions: list[tuple[int, str | None]] = []
+    there = [True, True]
+    hung_up = gevent.spawn(lambda: decisions.append((1, gate.admit(lambda: there[0]))))
+    settle_waiting(gate, 1)
+    stays = gevent.spawn(lambda: decisions.append((2, gate.admit(lambda: there[1]))))
+    settle_waiting(gate, 2)
+    before = REGISTRY.get_sample_value("zou_events_admission_wait_seconds_count") or 0.0
+    there[0] = False  # the first one's client gives up
+    instance.lag = 0.0
+    gevent.joinall([hung_up, stays], timeout=5, raise_error=True)
+    assert decisions == [(1, ABANDONED), (2, None)]  # the one token went to the second
+    after = REGISTRY.get_sample_value("zou_events_admission_wait_seconds_count") or 0.0
+    assert after == before + 1
+
+
+def test_a_client_is_connected_until_its_end_of_stream() -> None:
+    server_side, client_side = gevent.socket.socketpair()
+    with server_side, client_side:
+        connected = client_connected(server_side)
+        assert connected()
+        client_side.sendall(b"GET /next")  # pipelined: still there, and not consumed
+        assert connected()
+        assert server_side.recv(100) == b"GET /next"
+        client_side.shutdown(socket.SHUT_WR)
+        assert not connected()
+        assert server_side.gettimeout() is None  # left as gunicorn had it
+    assert client_connected(None)()
