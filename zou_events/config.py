@@ -493,7 +493,7 @@ class Settings:
         "refusals were a third of the worker's CPU, a wait costs nothing. Keep it under the "
         "client's connect timeout (20 s for Kitsu) by what a session needs once let in (a few "
         "round trips, each up to `ZOU_EVENTS_ADMISSION_MAX_LAG` late); a client that gives up "
-        "sooner is dropped at its turn (`reason=\"abandoned\"`). Draining and "
+        'sooner is dropped at its turn (`reason="abandoned"`). Draining and '
         "`ZOU_EVENTS_MAX_SOCKETS` are answered at once.",
         limit="admission_max_wait_seconds",
     )
