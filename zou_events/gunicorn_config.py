@@ -25,7 +25,8 @@ bind = [f"{_settings.host}:{_settings.port}"]
 if _settings.metrics_listener is not None:  # /metrics apart from Socket.IO (metrics_listener.py)
     bind.append(bind_address(*_settings.metrics_listener))
 workers = 1
-worker_class = "gevent"
+# gunicorn's gevent worker, with less of its own work per request (gunicorn_worker.py)
+worker_class = "zou_events.gunicorn_worker.LeanGeventWorker"
 worker_connections = _settings.worker_connections
 timeout = 30  # gevent worker heartbeat, not a request timeout
 graceful_timeout = _settings.graceful_timeout
