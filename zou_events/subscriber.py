@@ -17,7 +17,6 @@ import structlog
 
 from zou_events import metrics
 from zou_events.fanout import Fanout
-from zou_events.gc_pacing import PACER
 from zou_events.log_limit import log_misbehaviour
 from zou_events.messages import DEFAULT_MAX_BYTES, DroppedMessage, Emit, decode
 
@@ -154,18 +153,13 @@ class Subscriber:
     def _listen(self, on_subscribed: Callable[[], None]) -> None:
         client = self._connect()
         pubsub = client.pubsub()
-        # While this loop reads, the garbage collector's full passes run between its
-        # messages (gc_pacing.py), never inside a fan-out.
-        PACER.hold()
         try:
             pubsub.subscribe(self.channel)
-            waiting = functools.partial(_waiting, pubsub)
             last_traffic = last_ping = last_turn = time.monotonic()
             while True:
                 message = pubsub.get_message(timeout=_HEALTH_CHECK_SECONDS)
                 now = self._beat = time.monotonic()
                 if message is None:
-                    PACER.collect_if_due()
                     if now - last_traffic > 3 * _HEALTH_CHECK_SECONDS:
                         raise redis.ConnectionError("no answer from Redis to pings")
                     if now - last_ping >= _HEALTH_CHECK_SECONDS:
@@ -179,12 +173,10 @@ class Subscriber:
                     on_subscribed()
                 elif kind == "message":
                     self.handle(message["data"], now)
-                    PACER.collect_if_due(waiting)
                     if now - last_turn >= _TURN_SECONDS:
                         gevent.sleep(0)
                         last_turn = time.monotonic()
         finally:
-            PACER.release()
             pubsub.close()
             client.close()
 
@@ -216,9 +208,3 @@ class Subscriber:
         metrics.redis_messages_dropped.labels(reason).inc()
         # a publisher gone wrong may send thousands a second: the counter has them all
         log_misbehaviour(log, "warning", "dropped redis message", reason=reason, detail=detail)
-
-
-def _waiting(pubsub: redis.client.PubSub) -> bool:
-    """A message from Redis is already read or readable (no wait: a non-blocking peek)."""
-    connection = pubsub.connection
-    return connection is not None and bool(connection.can_read(timeout=0))
