@@ -317,8 +317,9 @@ def connections() -> list[Panel]:
         graph(
             "Connections refused /s by reason",
             "Why clients were turned away: token problems, Zou unavailable, capacity or drain, "
-            "no namespace joined in time (connect_timeout); and long-polling POSTs refused "
-            "(too large, body timeout, undecodable, refused by Engine.IO).",
+            "no namespace joined in time (connect_timeout); long-polling POSTs refused "
+            "(too large, body timeout, undecodable, refused by Engine.IO); and HTTP requests "
+            "refused before the application (request line or head too large, malformed).",
             "ops",
             Query(
                 f"sum by (reason) ({rate('zou_events_connections_refused_total')})", "{{reason}}"
@@ -326,6 +327,10 @@ def connections() -> list[Panel]:
             Query(
                 f"sum by (reason) ({rate('zou_events_polling_requests_refused_total')})",
                 "polling {{reason}}",
+            ),
+            Query(
+                f"sum by (reason) ({rate('zou_events_http_requests_refused_total')})",
+                "http {{reason}}",
             ),
             width=6,
             stacked=True,

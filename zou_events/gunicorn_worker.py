@@ -19,6 +19,8 @@ on what a client sends, the same errors):
   built once per worker (and again when the logs are reopened on SIGUSR1, since the
   stream holds the log files' streams).
 - **Settings read once** (``SettledConfig``): the request parser alone reads some twenty.
+
+It also bounds every request head in bytes and in reads (``request_head.py``).
 """
 
 from __future__ import annotations
@@ -30,8 +32,12 @@ from functools import partial
 from typing import Any
 
 import gevent
+from gunicorn import http as gunicorn_http  # type: ignore[import-untyped]
 from gunicorn.http import wsgi  # type: ignore[import-untyped]
 from gunicorn.workers.ggevent import GeventWorker  # type: ignore[import-untyped]
+
+from zou_events import metrics
+from zou_events.request_head import BoundedHeadParser, refusal_reason
 
 # Above this, a write goes out on its own rather than copied into one buffer with what
 # precedes it: a copy of a large body costs more than the system call it saves.
@@ -146,6 +152,9 @@ class LeanGeventWorker(GeventWorker):  # type: ignore[misc]  # gunicorn has no t
         # gunicorn's wsgi.create copies it through this module-level function, in this
         # worker process only (the master serves no request).
         wsgi.base_environ = self._copy_base_environ
+        # Every HTTP/1 request head bounded in bytes and reads (request_head.py); gunicorn
+        # builds its parser from this module-level name, in this worker process only.
+        gunicorn_http.RequestParser = BoundedHeadParser
         super().init_process()
 
     def _build_base_environ(self) -> None:
@@ -163,6 +172,12 @@ class LeanGeventWorker(GeventWorker):  # type: ignore[misc]  # gunicorn has no t
             self._build_base_environ()
 
         gevent.spawn(reopen)
+
+    def handle_error(self, req: Any, client: Any, addr: Any, exc: BaseException) -> None:
+        """Every request gunicorn answers itself (a refused head, an application error) is
+        counted: gunicorn logs client errors only at debug level."""
+        metrics.http_requests_refused.labels(refusal_reason(exc)).inc()
+        super().handle_error(req, client, addr, exc)
 
     def handle_request(self, listener_name: Any, req: Any, sock: Any, addr: Any) -> bool:
         """gunicorn 27's ``AsyncWorker.handle_request`` (with ``GeventWorker``'s exits),

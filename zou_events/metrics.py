@@ -88,6 +88,8 @@ DROP_REASONS = (
 )
 SUBSCRIBER_RESTART_REASONS = ("died", "stalled")
 POLLING_REFUSALS = ("too_large", "body_timeout", "invalid_body", "bad_request")
+# Requests gunicorn answers itself (gunicorn_worker.py, request_head.py).
+HTTP_REFUSALS = ("request_line_too_long", "head_too_large", "malformed", "server_error")
 ROOM_RELAYS = (
     "add-annotation",
     "update-annotation",
@@ -179,6 +181,11 @@ event_loop_lag_seconds = Histogram(
     "zou_events_event_loop_lag_seconds",
     "How late the event loop runs a greenlet that is ready (sampled every 0.1 s)",
     buckets=(0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0),
+)
+http_requests_refused = Counter(
+    "zou_events_http_requests_refused_total",
+    "HTTP requests gunicorn answered itself: refused heads (400, 414, 431) or a 500",
+    ["reason"],
 )
 admission_waiting = Gauge(
     "zou_events_admission_waiting",
@@ -285,6 +292,8 @@ def _initialise_label_sets() -> None:
             disconnects.labels(namespace, reason)
     for reason in REFUSAL_REASONS:
         connections_refused.labels(reason)
+    for reason in HTTP_REFUSALS:
+        http_requests_refused.labels(reason)
     for reason in CUT_REASONS:
         sockets_cut.labels(reason)
     for reason in POLLING_REFUSALS:

@@ -4,6 +4,7 @@ session table, sessions without a namespace closed in time and holding no place.
 
 from __future__ import annotations
 
+import select
 import socket
 import time
 from collections import Counter
@@ -18,6 +19,7 @@ from tests.support.raw_websocket import RawWebSocket
 
 REFUSED_POSTS = "zou_events_polling_requests_refused_total"
 REFUSED = "zou_events_connections_refused_total"
+REFUSED_HTTP = "zou_events_http_requests_refused_total"
 MAX_PAYLOAD = 1_000_000  # the default ZOU_EVENTS_MAX_PAYLOAD_BYTES
 BODY_TIMEOUT = 10.0  # the default ZOU_EVENTS_REQUEST_BODY_TIMEOUT
 ANSWER_BOUND = 1.0  # seconds for a refused POST to be answered (issue 10)
@@ -109,6 +111,42 @@ def test_slow_post_bodies_get_408_and_are_closed(instance: Instance) -> None:
         window.check(set(statuses.values()) == {408}, f"answers: {statuses}")
     for conn, _ in conns:
         conn.close()
+
+
+def trickled_head(port: int) -> int | None:
+    """One connection sending a request head whose header never ends, 100 bytes every
+    millisecond, until the server answers: its status (None: closed without one)."""
+    with socket.create_connection(("127.0.0.1", port), timeout=5) as conn:
+        conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        conn.sendall(b"GET /health HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Trickle: ")
+        try:
+            # each piece read on its own by the server; over 800 KiB it is gunicorn's bound
+            for _ in range(10_000):
+                if select.select([conn], [], [], 0.001)[0]:
+                    break
+                conn.sendall(b"a" * 100)
+            answer = conn.recv(4096)
+        except OSError:
+            return None
+    return int(answer.split(b" ", 2)[1]) if answer else None
+
+
+def test_request_heads_trickled_in_small_pieces_are_cut_cheaply(instance: Instance) -> None:
+    """gunicorn's parser searches the whole head again at every read: one connection
+    trickling an endless header took nearly a core before each head was bounded in bytes
+    and reads (request_head.py). Eight at once, for 10 s, no token: each gets 431 within a
+    few kilobytes, and the worker stays well under a core."""
+    statuses: Counter[str] = Counter()
+    expect = [Counted(REFUSED_HTTP, {"reason": "head_too_large"}, at_least=100)]
+    with (
+        attack_window(instance, "trickled request heads", expect) as window,
+        ThreadPoolExecutor(8) as pool,
+    ):
+        for _ in window.running(limit=100_000):
+            statuses.update(str(s) for s in pool.map(trickled_head, [instance.port] * 8))
+        window.notes["attacker"] = dict(statuses)
+        window.check(set(statuses) == {"431"}, f"answers: {dict(statuses)}")
+    assert window.notes["worker_cpu"] < 0.5, window.notes
 
 
 def joined_websocket(instance: Instance) -> RawWebSocket:

@@ -11,6 +11,7 @@ it, or a gunicorn upgrade changing either, cannot quietly loosen what reaches th
 from __future__ import annotations
 
 import re
+import select
 import socket
 
 import pytest
@@ -22,6 +23,10 @@ from tests.support.server import ServerHandle
 LINE_LIMIT = 4094
 FIELDS_LIMIT = 100
 FIELD_LIMIT = 8190
+# zou-events' own bound on a whole head's headers, and on the reads it may take
+# (zou_events/request_head.py).
+HEAD_LIMIT = 32 * 1024
+HEAD_READS_LIMIT = 64
 
 HOST = b"Host: 127.0.0.1"
 CLOSE = b"Connection: close"
@@ -41,6 +46,13 @@ def exchange(server: ServerHandle, raw: bytes) -> list[int]:
             received += chunk
     # A status line follows the body before it directly: found anywhere, not at a line's start.
     return [int(status) for status in STATUS_LINE.findall(received)]
+
+
+def refused_heads(server: ServerHandle) -> float:
+    """``zou_events_http_requests_refused_total{reason="head_too_large"}``."""
+    prefix = 'zou_events_http_requests_refused_total{reason="head_too_large"} '
+    lines = server.get_text("/metrics").splitlines()
+    return next(float(line.split()[-1]) for line in lines if line.startswith(prefix))
 
 
 def request(line: bytes, *fields: bytes, body: bytes = b"") -> bytes:
@@ -70,6 +82,9 @@ AT_THE_LIMITS = {
     "request line": request(request_line(LINE_LIMIT), HOST, CLOSE),
     "field count": request(GET, HOST, CLOSE, *[b"X-%d: v" % i for i in range(FIELDS_LIMIT - 2)]),
     "field size": request(GET, HOST, CLOSE, field(FIELD_LIMIT)),
+    "headers of a whole head": request(
+        GET, HOST, CLOSE, *[field(FIELD_LIMIT)] * 3, field(HEAD_LIMIT - 3 * FIELD_LIMIT - 100)
+    ),
 }
 
 REFUSED = {
@@ -80,6 +95,7 @@ REFUSED = {
         431,
     ),
     "field over the limit": (request(GET, HOST, field(FIELD_LIMIT + 1)), 431),
+    "head over the limit": (request(GET, HOST, *[field(FIELD_LIMIT)] * 4, field(100)), 431),
     # Malformed heads.
     "lowercase method": (request(b"get /health HTTP/1.1", HOST), 400),
     "HTTP/2.0 request line": (request(b"GET /health HTTP/2.0", HOST), 400),
@@ -140,3 +156,38 @@ def test_an_unknown_transfer_coding_is_refused(server: ServerHandle) -> None:
     tell it apart from other bad headers. Either way, refused and closed."""
     raw = post(b"Transfer-Encoding: xchunked", body=CHUNKS)
     assert exchange(server, raw + SMUGGLED) in ([400], [501])
+
+
+def test_a_head_in_too_many_pieces_is_refused(server: ServerHandle) -> None:
+    """gunicorn's parser searches the whole head again at every read: a head trickled in
+    small pieces is refused after HEAD_READS_LIMIT reads, before its cost (quadratic in its
+    size) adds up. Here a 2 KB head in 400 pieces, 5 ms apart, so that an idle server reads
+    each on its own."""
+    refused_before = refused_heads(server)
+    raw = request(GET, HOST, CLOSE, field(2000))
+    pieces = [raw[i : i + 5] for i in range(0, len(raw), 5)]
+    assert len(pieces) >= 6 * HEAD_READS_LIMIT  # still over the limit if reads merge a few
+    with socket.create_connection(("127.0.0.1", server.port), timeout=5) as conn:
+        conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        for piece in pieces:
+            # 5 ms between pieces, the attacker's pace; stop sending once answered.
+            if select.select([conn], [], [], 0.005)[0]:
+                break
+            conn.sendall(piece)
+        answer = b""
+        while chunk := conn.recv(65536):
+            answer += chunk
+    assert [int(status) for status in STATUS_LINE.findall(answer)] == [431]
+    assert refused_heads(server) == refused_before + 1
+
+
+def test_the_same_head_in_a_few_pieces_is_served(server: ServerHandle) -> None:
+    """The control: a head that comes in a few reads, as through nginx or a browser."""
+    raw = request(GET, HOST, CLOSE, field(2000))
+    with socket.create_connection(("127.0.0.1", server.port), timeout=5) as conn:
+        for piece in (raw[:1000], raw[1000:]):
+            conn.sendall(piece)
+        answer = b""
+        while chunk := conn.recv(65536):
+            answer += chunk
+    assert [int(status) for status in STATUS_LINE.findall(answer)] == [200]

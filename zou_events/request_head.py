@@ -1,0 +1,66 @@
+"""A request head (request line and headers) bounded in bytes and in the reads it takes.
+
+gunicorn's Python parser copies and searches the whole head received so far at every read,
+so a head arriving in small pieces costs the worker the square of its size: one connection
+trickling an endless header in 100-byte pieces, up to gunicorn's own bound (100 fields of
+8 KiB, 800 KiB), took 2.2 s of the worker's CPU in 2.4 s, nearly a core, without a token.
+Bounded here to 32 KiB (nginx's default for a whole head: four buffers of 8 KiB) in at most
+64 reads, such a head costs a few milliseconds before it is refused (HTTP 431); a browser's
+or nginx's head comes in one or two reads.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from gunicorn.http.errors import (  # type: ignore[import-untyped]
+    InvalidResponseHeader,
+    InvalidResponseHeaderName,
+    LimitRequestHeaders,
+    LimitRequestLine,
+    ParseException,
+)
+from gunicorn.http.message import Request  # type: ignore[import-untyped]
+from gunicorn.http.parser import RequestParser  # type: ignore[import-untyped]
+
+MAX_HEAD_BYTES = 32 * 1024
+MAX_HEAD_READS = 64
+
+
+def refusal_reason(exc: BaseException) -> str:
+    """The label of ``zou_events_http_requests_refused_total`` (one of ``metrics``'
+    ``HTTP_REFUSALS``: no client can grow its label sets) for an error gunicorn answers."""
+    if isinstance(exc, InvalidResponseHeader | InvalidResponseHeaderName):
+        return "server_error"  # a header the application tried to send
+    if isinstance(exc, LimitRequestLine):
+        return "request_line_too_long"
+    if isinstance(exc, LimitRequestHeaders):
+        return "head_too_large"
+    if isinstance(exc, ParseException):
+        return "malformed"
+    return "server_error"
+
+
+class BoundedHeadRequest(Request):  # type: ignore[misc]  # gunicorn has no type hints
+    """gunicorn's HTTP/1 request, its head refused past ``MAX_HEAD_BYTES`` of headers or
+    ``MAX_HEAD_READS`` reads (the request line keeps gunicorn's own limit)."""
+
+    max_buffer_headers: int
+
+    def parse(self, unreader: Any) -> bytes:
+        # gunicorn's bound (fields x field size) is set by now; only the total is lowered,
+        # each field keeps gunicorn's limits.
+        self.max_buffer_headers = min(self.max_buffer_headers, MAX_HEAD_BYTES)
+        self._head_reads = 0
+        return super().parse(unreader)  # type: ignore[no-any-return]
+
+    def read_into(self, unreader: Any, buf: bytearray, stop: bool = False) -> None:
+        """Only the head is read through here (the body has its own readers)."""
+        self._head_reads += 1
+        if self._head_reads > MAX_HEAD_READS:
+            raise LimitRequestHeaders("request head in too many pieces")
+        super().read_into(unreader, buf, stop)
+
+
+class BoundedHeadParser(RequestParser):  # type: ignore[misc]
+    mesg_class = BoundedHeadRequest
