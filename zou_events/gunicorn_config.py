@@ -27,6 +27,9 @@ if _settings.metrics_listener is not None:  # /metrics apart from Socket.IO (met
 workers = 1
 # gunicorn's gevent worker, with less of its own work per request (gunicorn_worker.py)
 worker_class = "zou_events.gunicorn_worker.LeanGeventWorker"
+# gunicorn would switch to its C parser (gunicorn_h1c) whenever something installed it: it
+# accepts request lines the Python parser refuses; the refusals tested are the Python one's.
+http_parser = "python"
 worker_connections = _settings.worker_connections
 timeout = 30  # gevent worker heartbeat, not a request timeout
 graceful_timeout = _settings.graceful_timeout
