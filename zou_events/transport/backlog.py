@@ -1,9 +1,10 @@
 """A bounded view of each socket's send queue.
 
 python-engineio gives every socket an unbounded queue: a client that stops reading would
-grow the server's memory forever. Each socket's queue is replaced, when it connects, by one
-that counts the messages and bytes waiting; the fan-out cuts a socket whose backlog is over
-either limit instead of queueing more for it, so one slow reader never slows the others.
+grow the server's memory forever. Each socket's queue (made by ``EventServer``'s factory
+for engineio) counts the messages and bytes waiting; the fan-out cuts a socket whose
+backlog is over either limit instead of queueing more for it, so one slow reader never
+slows the others.
 """
 
 from __future__ import annotations
@@ -36,13 +37,3 @@ class MeteredQueue(JoinableQueue):
 
     def over_limit(self) -> bool:
         return self.qsize() >= self.max_messages or self.pending_bytes >= self.max_bytes
-
-
-def install(socket: Any, max_messages: int, max_bytes: int) -> None:
-    """Swap ``socket``'s queue for a metered one, keeping what it already holds."""
-    old = socket.queue
-    new = MeteredQueue(max_messages, max_bytes)
-    while not old.empty():
-        new.put(old.get_nowait())
-        old.task_done()
-    socket.queue = new

@@ -13,7 +13,7 @@ import structlog
 from gevent.lock import BoundedSemaphore
 
 from zou_events import metrics, session_ids
-from zou_events.admission import WsgiApp
+from zou_events.admission import ENGINEIO_PATH, StartResponse, WsgiApp
 from zou_events.config import Settings
 from zou_events.log_limit import log_misbehaviour
 from zou_events.origin import OriginPolicy
@@ -91,7 +91,10 @@ class EventServer(socketio.Server):
             accept=inbound.is_engineio_packet,
             receiver=WebSocketSession,
         )
-        self.eio._async = {**self.eio._async, "websocket": websocket}
+        # Each session's send queue is metered from the start (backlog.py): engineio's own
+        # would only be replaced at the session's connect.
+        queue = functools.partial(backlog.MeteredQueue, *self.queue_limits)
+        self.eio._async = {**self.eio._async, "websocket": websocket, "queue": queue}
         # Session ids name this instance, so nginx routes each session's requests to it.
         instance = session_ids.instance_name(settings.instance_tag, settings.port)
         self.eio.generate_id = session_ids.tagged(instance, self.eio.generate_id)
@@ -173,8 +176,17 @@ class EventServer(socketio.Server):
     def wsgi_app(self, other: WsgiApp, max_body_bytes: int, body_timeout: float) -> WsgiApp:
         """The WSGI application of Engine.IO's path, ``other`` serving every other path;
         polling bodies bounded (polling_guard.py)."""
-        inner = socketio.WSGIApp(self, other, socketio_path="socket.io")
-        return PollingGuard(inner, max_body_bytes, body_timeout)
+        handle = self.eio.handle_request
+
+        # engineio's own WSGIApp does the same, and defines a class in every request to
+        # hand the socket on to eventlet's WebSocket (3 % of a reconnect storm's CPU); our
+        # driver takes gunicorn's socket itself.
+        def route(environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
+            if environ["PATH_INFO"].startswith(ENGINEIO_PATH):
+                return handle(environ, start_response)  # type: ignore[no-any-return]
+            return other(environ, start_response)
+
+        return PollingGuard(route, max_body_bytes, body_timeout)
 
     def open_session_ids(self) -> list[str]:
         """The Engine.IO sessions open now."""
@@ -199,7 +211,6 @@ class EventServer(socketio.Server):
 
     def _handle_eio_connect(self, eio_sid: str, environ: dict[str, Any]) -> Any:
         socket = self.eio.sockets[eio_sid]
-        backlog.install(socket, *self.queue_limits)
         self.pinger.install(socket)
         inbound.install(socket, self.inbound_limits, self.cut)
         self.open_sessions.add(eio_sid)
