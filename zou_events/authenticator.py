@@ -9,7 +9,13 @@ from typing import Any
 
 import structlog
 
-from zou_events.auth import AuthRefused, Identity, handshake_token, payload_token, verify
+from zou_events.auth import (
+    AuthRefused,
+    Identity,
+    VerifiedTokens,
+    handshake_token,
+    payload_token,
+)
 from zou_events.zou_api import ZouApi, ZouRejectedToken, ZouUnavailable
 
 log = structlog.get_logger("zou_events.authenticator")
@@ -27,7 +33,7 @@ class Authenticator:
     ) -> None:
         """``revocation_bound``: how long a token Zou revoked may still be accepted (the
         revocation sweep's interval); Zou's cached answer for a bot token is no older."""
-        self._secret_key = secret_key
+        self._tokens = VerifiedTokens(secret_key)
         self._is_revoked = is_revoked
         self._zou = zou
         self._revocation_bound = revocation_bound
@@ -48,7 +54,7 @@ class Authenticator:
             return self._check(from_payload, "auth")
 
     def _check(self, token: str, source: str) -> Identity:
-        identity = verify(token, self._secret_key, source, now=time.time())
+        identity = self._tokens.verify(token, source, time.time())
         revocation_checked = self._check_revocation(identity)
         if self._zou is None:
             if revocation_checked is False:
