@@ -36,7 +36,6 @@ from gunicorn import http as gunicorn_http  # type: ignore[import-untyped]
 from gunicorn.http import wsgi  # type: ignore[import-untyped]
 from gunicorn.workers.ggevent import GeventWorker  # type: ignore[import-untyped]
 
-from zou_events import metrics
 from zou_events.request_head import BoundedHeadParser, refusal_reason
 
 # Above this, a write goes out on its own rather than copied into one buffer with what
@@ -176,6 +175,11 @@ class LeanGeventWorker(GeventWorker):  # type: ignore[misc]  # gunicorn has no t
     def handle_error(self, req: Any, client: Any, addr: Any, exc: BaseException) -> None:
         """Every request gunicorn answers itself (a refused head, an application error) is
         counted: gunicorn logs client errors only at debug level."""
+        # Imported here: gunicorn's master imports this module before the worker patches the
+        # standard library, and metrics' imports (engineio's client: urllib3, ssl) must
+        # come after the patching.
+        from zou_events import metrics
+
         metrics.http_requests_refused.labels(refusal_reason(exc)).inc()
         super().handle_error(req, client, addr, exc)
 

@@ -4,7 +4,10 @@ past the pins means auditing that package only."""
 
 from __future__ import annotations
 
+import os
 import re
+import subprocess
+import sys
 from pathlib import Path
 
 PACKAGE = Path(__file__).resolve().parents[2] / "zou_events"
@@ -28,3 +31,20 @@ def test_the_boundary_is_where_the_internals_are() -> None:
     """The pattern still finds what it looks for (it would pass vacuously otherwise)."""
     transport = "".join(p.read_text() for p in (PACKAGE / "transport").glob("*.py"))
     assert INTERNALS.search(transport)
+
+
+def test_the_worker_class_imports_nothing_gevent_must_patch_first() -> None:
+    """gunicorn's master imports the worker class before the worker process patches the
+    standard library: urllib3 or redis imported then keep their own references to the
+    unpatched ``ssl`` (gevent's MonkeyPatchWarning), and Zou's API over HTTPS would block
+    the event loop. (gunicorn itself imports ``ssl``, as gevent expects.)"""
+    code = (
+        "import sys, zou_events.gunicorn_worker, zou_events.gunicorn_config;"
+        "print(sorted(m for m in ('urllib3', 'redis', 'engineio') if m in sys.modules))"
+    )
+    env = {**os.environ, "SECRET_KEY": "a-key-for-this-import-only"}
+    imported = subprocess.run(
+        [sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=60
+    )
+    assert imported.returncode == 0, imported.stderr
+    assert imported.stdout.strip() == "[]"
