@@ -51,8 +51,11 @@ class Admission:
         self._draining = draining
         self._loop_lag = loop_lag
         self.max_lag = max_lag
-        self.per_second = per_second
         self._sessions = TokenBucket(per_second, burst)
+
+    @property
+    def per_second(self) -> float:
+        return self._sessions.rate
 
     def overloaded(self) -> bool:
         return self._loop_lag() > self.max_lag

@@ -31,6 +31,7 @@ RESOLVED_MODE_ENV = "ZOU_EVENTS_RESOLVED_MODE"  # the mode `serve` resolved befo
 NOTIFY_SOCKET_ENV = "ZOU_EVENTS_NOTIFY_SOCKET"  # systemd's socket, hidden from gunicorn
 
 T = TypeVar("T")
+N = TypeVar("N", int, float)  # a bounded number setting
 
 
 class ConfigError(ValueError):
@@ -105,14 +106,22 @@ def _secret_key(raw: str) -> str:
     return raw
 
 
-def _int_in(low: int, high: int) -> Callable[[str], int]:
-    def parse(raw: str) -> int:
-        value = int(raw)
-        if not low <= value <= high:
+def _number_in(kind: Callable[[str], N], low: N, high: N) -> Callable[[str], N]:
+    def parse(raw: str) -> N:
+        value = kind(raw)
+        if not low <= value <= high:  # NaN fails both
             raise ValueError(raw)
         return value
 
     return parse
+
+
+def _int_in(low: int, high: int) -> Callable[[str], int]:
+    return _number_in(int, low, high)
+
+
+def _float_in(low: float, high: float) -> Callable[[str], float]:
+    return _number_in(float, low, high)
 
 
 def _positive_float(raw: str) -> float:
@@ -120,16 +129,6 @@ def _positive_float(raw: str) -> float:
     if not value > 0:
         raise ValueError(raw)
     return value
-
-
-def _float_in(low: float, high: float) -> Callable[[str], float]:
-    def parse(raw: str) -> float:
-        value = float(raw)
-        if not low <= value <= high:  # NaN fails both
-            raise ValueError(raw)
-        return value
-
-    return parse
 
 
 def _bool(raw: str) -> bool:
