@@ -652,6 +652,18 @@ def process() -> list[Panel]:
             width=6,
         ),
         graph(
+            "Event loop stopped by full GC passes",
+            "Share of the time the event loop stood still in full garbage collection passes. "
+            "Held to at most 5 % by the worker (each pass holds the next for 19 times its "
+            "duration); each pass stops every socket's deliveries for its duration.",
+            "percentunit",
+            Query(
+                f"sum by (instance) ({rate('zou_events_gc_full_pass_seconds_sum')})",
+                "{{instance}}",
+            ),
+            width=6,
+        ),
+        graph(
             "Event loop lag",
             "How late a ready greenlet runs (p99). Over ZOU_EVENTS_ADMISSION_MAX_LAG (1 s) new "
             "sessions wait their turn: the worker is saturated.",

@@ -425,16 +425,22 @@ class Settings:
     )
     connect_timeout: float = setting(
         "ZOU_EVENTS_CONNECT_TIMEOUT",
-        5.0,
+        20.0,
         _positive_float,
         "a number of seconds > 0",
         "Seconds an Engine.IO session has, from its handshake, to have a Socket.IO CONNECT to "
-        "`/` or `/events` accepted (Kitsu's client sends it right after the handshake); a "
-        "session still without a namespace then is closed and counted "
+        "`/` or `/events` accepted; a session still without a namespace then is closed and "
+        "counted "
         '(`zou_events_connections_refused_total{reason="connect_timeout"}`). A CONNECT being '
         "authenticated (Zou's API may be asked) is waited for, and so is the whole sweep while "
         "the event loop runs over `ZOU_EVENTS_ADMISSION_MAX_LAG` behind (the delay is then the "
-        "server's; new sessions are refused meanwhile).",
+        "server's; new sessions are refused meanwhile). Kitsu's client sends its CONNECT "
+        "right after the handshake, but a busy browser (or load client) can take seconds: "
+        "20 s is Kitsu's client's own connect timeout (socket.io on Node.js waits 45 s). "
+        "At 5,000 sessions without a namespace, new handshakes wait their turn "
+        '(`reason="unjoined"` if they wait too long) and those past half the timeout are '
+        "closed sooner, counted the same way: a flood of handshakes with no token cannot keep "
+        "real users out, and a storm's slow client is held back instead of losing sessions.",
         limit="connect_timeout_seconds",
     )
     request_body_timeout: float = setting(
@@ -458,8 +464,8 @@ class Settings:
         "ceiling, not the storm's pace: a Kitsu connect (polling handshake, authentication, "
         "upgrade) costs a worker about 2 ms of CPU, so one takes 500 a second at most, and "
         "within a storm `ZOU_EVENTS_ADMISSION_MAX_LAG` admits as fast as the worker finishes "
-        "them (benchmarks.md). What it bounds is sessions without a namespace yet: about this "
-        "times `ZOU_EVENTS_CONNECT_TIMEOUT`.",
+        "them (benchmarks.md). What it bounds is how fast sessions without a namespace "
+        "come (see `ZOU_EVENTS_CONNECT_TIMEOUT` for how many are kept).",
         limit="new_sessions_per_second",
     )
     new_sessions_burst: int = setting(

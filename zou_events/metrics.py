@@ -53,6 +53,7 @@ REFUSAL_REASONS = (
     "over_capacity",
     "too_fast",
     "overloaded",
+    "unjoined",
     "draining",
     "abandoned",
     "connect_timeout",
@@ -195,6 +196,11 @@ admission_wait_seconds = Histogram(
     "zou_events_admission_wait_seconds",
     "How long new sessions let in after a wait waited for their turn",
     buckets=(0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 20.0),
+)
+gc_full_pass_seconds = Histogram(
+    "zou_events_gc_full_pass_seconds",
+    "How long each full garbage collection pass stopped the event loop (gc_budget.py)",
+    buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5),
 )
 publish_delay_seconds = Histogram(
     "zou_events_publish_delay_seconds",

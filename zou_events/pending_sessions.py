@@ -3,8 +3,15 @@
 A handshake needs no token (Kitsu authenticates in the Socket.IO CONNECT it sends right
 after), so a session that never sends one would hold its place forever. Each gets
 ZOU_EVENTS_CONNECT_TIMEOUT to have a CONNECT to "/" or "/events" accepted; one greenlet
-sweeps the late ones. Meanwhile they do not count against ZOU_EVENTS_MAX_SOCKETS: the
-new-session rate limit and this timeout bound how many there can be.
+sweeps the late ones. Meanwhile they do not count against ZOU_EVENTS_MAX_SOCKETS. The
+timeout is long (a busy browser can send its CONNECT seconds after the handshake), so the
+new-session rate times the timeout is no bound worth having (20,000 sessions, about 140 MB,
+from a client with no token). At MAX_PENDING (``full``) new handshakes wait their turn
+(admission's ``unjoined``), and the sweep closes the oldest early, but only those past half
+the timeout: a CONNECT that late is a client that sends none (a flood of handshakes with no
+token, which then cannot keep real users out), while a storm's slow client, whose CONNECTs
+come a few seconds behind, is held back instead of having its sessions closed under it
+(closing the oldest at once cost a 10,000-tab storm 6,000 retries and half its time).
 
 While the worker is overloaded a CONNECT may wait its turn longer than the timeout: that
 delay is the server's, not the client's, so the sweep waits too (admission refuses new
@@ -28,6 +35,13 @@ log = structlog.get_logger("zou_events.pending_sessions")
 
 CONNECT_TIMEOUT = "connect_timeout"
 CLOSES_PER_TURN = 100
+# Sessions without a namespace kept at most (about 7 KiB each): a storm's, with Kitsu's
+# CONNECTs up to 5 s behind their handshakes at the default new-session rate.
+MAX_PENDING = 5_000
+# At the bound, the sweep closes sessions past this share of the timeout early, down to
+# this share of the bound: room for the handshakes waiting meanwhile.
+EARLY_CLOSE_AGE = 0.5
+EARLY_CLOSE_DOWN_TO = 0.9
 
 
 class PendingSessions:
@@ -36,8 +50,10 @@ class PendingSessions:
         timeout: float,
         close: Callable[[str], None],
         clock: Callable[[], float] = time.monotonic,
+        max_pending: int = MAX_PENDING,
     ) -> None:
         self.timeout = timeout
+        self.max_pending = max_pending
         self.sweep_interval = min(1.0, timeout / 5)
         self._close = close
         self._clock = clock
@@ -49,6 +65,10 @@ class PendingSessions:
 
     def __len__(self) -> int:
         return len(self._deadlines)
+
+    def full(self) -> bool:
+        """At the bound: new sessions must wait (admission's ``unjoined``)."""
+        return len(self._deadlines) >= self.max_pending
 
     def opened(self, eio_sid: str) -> None:
         self._deadlines[eio_sid] = self._clock() + self.timeout
@@ -79,11 +99,15 @@ class PendingSessions:
                 self.sweep()
 
     def sweep(self) -> int:
-        """Close the sessions past their deadline; how many were closed."""
+        """Close the sessions past their deadline and, when ``full``, the oldest past
+        ``EARLY_CLOSE_AGE`` of the timeout; how many were closed."""
         now = self._clock()
-        expired = []
+        # Deadlines before this are of sessions old enough to be closed early.
+        early = now + self.timeout * (1 - EARLY_CLOSE_AGE) if self.full() else now
+        excess = len(self._deadlines) - int(self.max_pending * EARLY_CLOSE_DOWN_TO)
+        expired: list[str] = []
         for eio_sid, deadline in self._deadlines.items():
-            if deadline > now:
+            if deadline > now and (deadline >= early or len(expired) >= excess):
                 break
             if eio_sid not in self._connecting:
                 expired.append(eio_sid)

@@ -7,6 +7,9 @@ trickling an endless header in 100-byte pieces, up to gunicorn's own bound (100 
 Bounded here to 32 KiB (nginx's default for a whole head: four buffers of 8 KiB) in at most
 64 reads, such a head costs a few milliseconds before it is refused (HTTP 431); a browser's
 or nginx's head comes in one or two reads.
+
+A head of the common shape, whole in its first read, is parsed by a fast path with
+gunicorn's outcomes (``request_head_fast.py``); any other goes to gunicorn's parser.
 """
 
 from __future__ import annotations
@@ -22,6 +25,8 @@ from gunicorn.http.errors import (  # type: ignore[import-untyped]
 )
 from gunicorn.http.message import Request  # type: ignore[import-untyped]
 from gunicorn.http.parser import RequestParser  # type: ignore[import-untyped]
+
+from zou_events.request_head_fast import parse_common_head
 
 MAX_HEAD_BYTES = 32 * 1024
 MAX_HEAD_READS = 64
@@ -52,6 +57,17 @@ class BoundedHeadRequest(Request):  # type: ignore[misc]  # gunicorn has no type
         # each field keeps gunicorn's limits.
         self.max_buffer_headers = min(self.max_buffer_headers, MAX_HEAD_BYTES)
         self._head_reads = 0
+        # The fast path (request_head_fast.py) is for gunicorn's Python parser without a
+        # PROXY protocol preface, whose first read it takes as gunicorn's parse would.
+        if self.cfg.proxy_protocol == "off" and not self._use_fast:
+            first = bytearray()
+            self.read_into(unreader, first, stop=True)
+            rest = parse_common_head(self, bytes(first))
+            if rest is not None:
+                return rest
+            # gunicorn's parser reads the same bytes again, as its own first read.
+            unreader.unread(bytes(first))
+            self._head_reads = 0
         return super().parse(unreader)  # type: ignore[no-any-return]
 
     def read_into(self, unreader: Any, buf: bytearray, stop: bool = False) -> None:

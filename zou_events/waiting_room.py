@@ -23,10 +23,11 @@ import gevent
 from gevent.event import Event
 
 from zou_events import metrics
-from zou_events.admission import ABANDONED, OVERLOADED, TOO_FAST, Admission
+from zou_events.admission import ABANDONED, TOO_FAST, Admission
 
-# The loop's lag falls only when its sampler runs (every 0.1 s): a look every 10 ms is soon
-# enough, and costs a storm's worker nothing.
+# The loop's lag falls only when its sampler runs (every 0.1 s), and sessions without a
+# namespace as their clients join: a look every 10 ms is soon enough, and costs a storm's
+# worker nothing.
 LAG_RECHECK = 0.01
 
 
@@ -130,8 +131,9 @@ class WaitingRoom:
                     gevent.sleep(0)  # the handshake let in runs before the next is weighed
                 else:
                     self._reason = passing
-                    overloaded = passing == OVERLOADED
-                    gevent.sleep(LAG_RECHECK if overloaded else self._token_recheck)
+                    # A token comes at the bucket's rate; the lag and the sessions without a
+                    # namespace change only as the worker catches up.
+                    gevent.sleep(self._token_recheck if passing == TOO_FAST else LAG_RECHECK)
         finally:
             if not self._waiting:
                 self._queue.clear()  # only waiters that gave up are left

@@ -255,14 +255,20 @@ def test_converge_starts_hardened_instances(deployment: Deployment, converged: P
         ),
         *(f"/etc/prometheus/rules/zou-events-{name}.rules" for name in rule_files),
     )
-    # Debian's Prometheus, reloaded by the role, scrapes each instance as <host>:<port>.
-    targets = json.loads(deployment.http(PROMETHEUS_PORT, "/api/v1/targets")[1])["data"]
-    instances = {
-        t["labels"]["instance"]
-        for t in targets["activeTargets"]
-        if t["labels"]["job"] == "zou-events"
-    }
-    assert instances == {f"{deployment.host}:{port}" for port in PORTS}
+    # Debian's Prometheus, reloaded by the role, scrapes each instance as <host>:<port>. The
+    # reload is a SIGHUP and discovery hands new targets over every 5 s: both are
+    # asynchronous, so the targets are awaited, not read once.
+    expected = {f"{deployment.host}:{port}" for port in PORTS}
+
+    def scraped_instances() -> set[str]:
+        targets = json.loads(deployment.http(PROMETHEUS_PORT, "/api/v1/targets")[1])["data"]
+        return {
+            t["labels"]["instance"]
+            for t in targets["activeTargets"]
+            if t["labels"]["job"] == "zou-events"
+        }
+
+    wait_until(lambda: scraped_instances() == expected, 60, "Prometheus's zou-events targets", 1)
 
 
 def test_clients_receive_events_directly_and_through_nginx(

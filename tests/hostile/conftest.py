@@ -23,7 +23,8 @@ def instance() -> Iterator[Instance]:
 
 @pytest.fixture(scope="session")
 def small_cap() -> Iterator[Instance]:
-    """An instance of ZOU_EVENTS_MAX_SOCKETS sockets, its canary being one of them."""
-    live = Instance({"ZOU_EVENTS_MAX_SOCKETS": str(SMALL_CAP)})
+    """An instance of ZOU_EVENTS_MAX_SOCKETS sockets, its canary being one of them; sessions
+    that join no namespace are closed after 5 s, well within an attack's window."""
+    live = Instance({"ZOU_EVENTS_MAX_SOCKETS": str(SMALL_CAP), "ZOU_EVENTS_CONNECT_TIMEOUT": "5"})
     yield live
     live.close()

@@ -204,3 +204,43 @@ def test_sessions_that_never_join_hold_no_place(small_cap: Instance) -> None:
             time.sleep(0.1)  # 200 sessions a second at most, under the new-session rate
         window.notes["attacker"] = {"idle sessions": len(idle), **users}
         window.check(users["refused"] == 0, f"real users refused: {users}")
+
+
+def test_sessions_that_never_join_at_the_default_timeout_stay_bounded(instance: Instance) -> None:
+    """At the default ZOU_EVENTS_CONNECT_TIMEOUT (20 s, Kitsu's client's), handshakes with
+    no token that never join, half the default new-session rate for 25 s: 10,000 sessions
+    without a namespace at once but for the pending bound (at 5,000 new handshakes wait and
+    those past half the timeout are closed; without it RSS grew by 72 MB). The canary's
+    latency, /health and the worker's RSS stay within the suite's bounds, the closed are
+    counted, and a real user gets in all along."""
+    opened: Counter[int] = Counter()
+    users: Counter[str] = Counter()
+    expect = [Counted(REFUSED, {"reason": "connect_timeout"}, at_least=500)]
+
+    http = urllib3.PoolManager(maxsize=4)  # a connection per attacking thread
+
+    def handshakes(until: float) -> None:
+        while time.monotonic() < until:
+            started = time.monotonic()
+            for _ in range(25):
+                response = http.request("GET", instance.url + POLLING, timeout=5)
+                opened[response.status] += 1
+            time.sleep(max(0.0, 0.2 - (time.monotonic() - started)))  # 125 a second each
+
+    with (
+        attack_window(instance, "sessions that never join, default timeout", expect, 25.0) as w,
+        ThreadPoolExecutor(4) as pool,
+    ):
+        attackers = [pool.submit(handshakes, w.deadline) for _ in range(4)]
+        for _ in w.running():
+            try:
+                with joined_websocket(instance):
+                    users["admitted"] += 1
+            except AssertionError:
+                users["refused"] += 1
+            time.sleep(1.0)  # a user a second, beside the attack
+        for attacker in attackers:
+            attacker.result()
+        w.notes["attacker"] = {"handshakes": dict(opened), **users}
+        w.check(users["refused"] == 0, f"real users refused: {users}")
+        w.check(opened[200] >= 5_000, f"too few sessions opened to test the bound: {opened}")

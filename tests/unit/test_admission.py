@@ -3,12 +3,14 @@ makes a request an old one; everything else reaching Engine.IO is a new session.
 
 from __future__ import annotations
 
+import random
 from typing import Any
+from urllib.parse import parse_qs
 
 import pytest
 from prometheus_client import REGISTRY
 
-from zou_events.admission import Admission, AdmissionMiddleware
+from zou_events.admission import Admission, AdmissionMiddleware, first_sid
 from zou_events.waiting_room import WaitingRoom
 
 OPEN_SID = "open-session"
@@ -77,6 +79,17 @@ def test_requests_naming_no_open_session_are_new(query: str) -> None:
 )
 def test_requests_of_an_open_session_are_not_new(query: str) -> None:
     assert not middleware(Recorder()).is_new_session(environ("/socket.io/", query))
+
+
+def test_the_sid_is_read_as_engineio_reads_it() -> None:
+    """first_sid against parse_qs (engineio's reading) over query strings made of the parts
+    that matter: separators, blank values, repeats, percent-encoding and plus signs."""
+    parts = ["sid", "=", "&", "s", "d", "x", "%", "2", "0", "+", ";", "%73id", "sid=", "EIO=4"]
+    rng = random.Random(13)
+    for _ in range(50_000):
+        query = "".join(rng.choice(parts) for _ in range(rng.randint(0, 12)))
+        values = parse_qs(query).get("sid")
+        assert first_sid(query) == (values[0] if values else None), query
 
 
 @pytest.mark.parametrize("path", ["/", "/health", "/metrics", "/socket.iox/", "/api/socket.io/"])

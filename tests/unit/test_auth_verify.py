@@ -13,6 +13,7 @@ from zou_events.auth import (
     MAX_TOKEN_LENGTH,
     MESSAGES,
     AuthRefused,
+    SecretCheckedOnce,
     handshake_token,
     payload_token,
     verify,
@@ -122,3 +123,34 @@ def test_the_handshake_token_comes_from_the_cookie_then_the_header(
 )
 def test_the_auth_payload_token_must_be_a_string(auth: object, expected: str | None) -> None:
     assert payload_token(auth) == expected
+
+
+def test_the_secret_is_checked_once_and_a_bad_key_every_time(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    checks: list[str | bytes] = []
+    original = jwt.algorithms.HMACAlgorithm.prepare_key
+
+    def counted(self: jwt.algorithms.HMACAlgorithm, key: str | bytes) -> bytes:
+        checks.append(key)
+        return original(self, key)
+
+    # Other secrets before (other tests' servers): the latest ones are remembered.
+    for other in range(10):
+        key = f"{other:02d}" * 32
+        verify(make_token(key), key, "cookie")
+    monkeypatch.setattr(jwt.algorithms.HMACAlgorithm, "prepare_key", counted)
+    secret = "s" * 64
+    for person in ("person-1", "person-2", "person-3"):
+        assert verify(make_token(secret, sub=person), secret, "cookie").person_id == person
+    assert checks == [secret]  # PyJWT's decode goes through SecretCheckedOnce
+    assert isinstance(jwt.get_algorithm_by_name("HS256"), SecretCheckedOnce)
+    # An asymmetric key is no HMAC secret: refused at every decode, never remembered.
+    pem = (
+        "-----BEGIN PUBLIC KEY-----\nMFkwEwYHKoZIzj0CAQYIKoZIzj0DAQcDQgAE\n"
+        "-----END PUBLIC KEY-----\n"
+    )
+    for _ in range(2):
+        with pytest.raises(jwt.InvalidKeyError):
+            jwt.decode(make_token(secret), pem, algorithms=["HS256"])
+    assert checks.count(pem) == 2

@@ -43,6 +43,27 @@ def test_sessions_past_their_deadline_are_closed_and_counted() -> None:
     assert sessions.sweep() == 0
 
 
+def test_at_the_bound_only_sessions_past_half_the_timeout_are_closed_early() -> None:
+    clock, closed = Clock(), list[str]()
+    sessions = PendingSessions(20.0, closed.append, clock=clock, max_pending=10)
+    for eio_sid in "abcdefghij":  # one a second: a is 9 s old when j opens
+        sessions.opened(eio_sid)
+        clock.now += 1
+    assert sessions.full()
+    # None older than 10 s (half the timeout): a storm's slow client, kept; new sessions
+    # wait meanwhile (admission's "unjoined").
+    assert sessions.sweep() == 0 and closed == []
+    clock.now += 2  # a is 12 s old, b 11 s, c 10 s
+    with sessions.connecting("a"):  # being authenticated: kept, as at its deadline
+        assert sessions.sweep() == 1
+    assert closed == ["b"]  # down to 9 (90 % of the bound)
+    assert not sessions.full()
+    assert sessions.sweep() == 0  # under the bound: only deadlines close sessions
+    sessions.opened("k")
+    assert sessions.sweep() == 1  # full again
+    assert closed == ["b", "a"] and len(sessions) == 9
+
+
 def test_settled_sessions_are_never_closed() -> None:
     clock, closed = Clock(), []
     sessions = pending(clock, closed)

@@ -15,6 +15,7 @@ from zou_events.admission import (
     OVER_CAPACITY,
     OVERLOADED,
     TOO_FAST,
+    UNJOINED,
     Admission,
     client_connected,
 )
@@ -28,6 +29,7 @@ class Instance:
         self.lag = 0.0
         self.draining = False
         self.sockets = 0
+        self.unjoined_full = False  # at the bound of sessions without a namespace
 
 
 def room(
@@ -45,6 +47,7 @@ def room(
         draining=lambda: instance.draining,
         loop_lag=lambda: instance.lag,
         max_lag=1.0,
+        unjoined_full=lambda: instance.unjoined_full,
     )
     return WaitingRoom(admission, capacity, max_wait)
 
@@ -97,6 +100,22 @@ def test_while_overloaded_nobody_gets_in_and_the_rate_is_not_spent() -> None:
     instance.lag = 0.0
     assert gate.admit() is None  # the one token is still there
     assert gate.admit() is not None
+
+
+def test_while_sessions_without_a_namespace_are_at_their_bound_newcomers_wait() -> None:
+    """A slow client's sessions are not joined yet: new ones wait until they are (or until
+    the sweep closes the oldest), without spending the rate."""
+    instance = Instance()
+    instance.unjoined_full = True
+    gate = room(instance, per_second=0.001, burst=1, max_wait=0.2)
+    assert gate.admit() == UNJOINED  # waited its 0.2 s, then refused with the reason
+    decisions: list[tuple[int, str | None]] = []
+    waiter = arrive(gate, decisions, 1)
+    settle_waiting(gate, 1)
+    instance.unjoined_full = False  # the client's CONNECTs came
+    waiter.join(timeout=5)
+    assert decisions == [(1, None)]  # let in with the one token, still there
+    assert gate.admit() == TOO_FAST
 
 
 def test_a_session_that_waited_too_long_is_refused_with_the_reason_it_waited_for() -> None:
