@@ -6,6 +6,7 @@ import contextlib
 import json
 import os
 import queue
+import resource
 import shutil
 import subprocess
 import threading
@@ -14,6 +15,10 @@ from pathlib import Path
 from typing import Any
 
 SCRIPT = Path(__file__).with_name("loadclient.mjs")
+# Open files the load client keeps for itself (node's own, stdio) below its limit.
+SPARE_FILES = 500
+# How a Kitsu tab is opened: socket.io-client itself, or its requests written on raw sockets.
+KITSU_CLIENTS = ("socketio", "wire")
 
 
 @dataclass(frozen=True)
@@ -28,8 +33,10 @@ class Connected:
 class LoadClient:
     """``count`` sockets on ``port``'s /events, each authenticated with a cookie token.
 
-    ``kitsu``: each socket is a socket.io-client as Kitsu runs it (polling handshake, then
-    upgrade to WebSocket, reconnection with its own backoff) instead of a raw WebSocket.
+    ``kitsu_client``: None for raw WebSockets; otherwise each socket is a Kitsu tab (polling
+    handshake, then upgrade to WebSocket, reconnection with its own backoff), opened by
+    socket.io-client itself ("socketio") or by the same requests on raw TCP connections
+    ("wire"), cheap enough that a storm measures the server, not this client.
     ``source_addresses``: spread the sockets over that many 127.x.y.z source addresses
     (0: the kernel's choice), as one address has only ~28,000 ephemeral ports.
     """
@@ -43,9 +50,11 @@ class LoadClient:
         concurrency: int = 200,
         connect_timeout: float = 60.0,
         handshake_timeout: float = 10.0,
-        kitsu: bool = False,
+        kitsu_client: str | None = None,
         source_addresses: int = 0,
     ) -> None:
+        if kitsu_client is not None and kitsu_client not in KITSU_CLIENTS:
+            raise ValueError(f"kitsu_client must be one of {KITSU_CLIENTS}, not {kitsu_client!r}")
         node = shutil.which("node")
         if node is None:
             raise RuntimeError("node is not installed (scripts/setup.d/30-node.sh installs it)")
@@ -56,8 +65,12 @@ class LoadClient:
             "concurrency": concurrency,
             "connect_timeout": connect_timeout,
             "handshake_timeout": handshake_timeout,
-            "kitsu": kitsu,
+            "kitsu": kitsu_client is not None,
+            "kitsu_client": kitsu_client,
             "source_addresses": source_addresses,
+            # Wire tabs open connections faster than they close: past this many open at once,
+            # a new one waits, instead of EMFILE counted as the server's refusal.
+            "max_connections": resource.getrlimit(resource.RLIMIT_NOFILE)[0] - SPARE_FILES,
         }
         self.connect_timeout = connect_timeout
         self.process = subprocess.Popen(

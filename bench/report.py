@@ -219,7 +219,8 @@ def rows(r: Round) -> list[str]:
     if r.scenario in ("storm", "idle50k"):
         idle_cpu = r.idle_cpu_us_per_socket_second
         lines.append(
-            f"{'':<19} connected {r.clients_joined}/{r.clients_wanted} in "
+            f"{'':<19} {r.kitsu_client + ' tabs ' if r.kitsu_client else ''}connected "
+            f"{r.clients_joined}/{r.clients_wanted} in "
             f"{r.connect_seconds:.1f} s ({r.connect_upgraded} upgraded), worker CPU "
             f"{_num(r.connect_cpu_ms_per_socket)} ms per connect (cores busy: worker "
             f"{_num(r.connect_server_cpu_share)}, load client {_num(r.connect_client_cpu_share)};"

@@ -23,6 +23,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from bench import machine, procs, report, scenarios
+from bench.load_client import KITSU_CLIENTS
 from bench.scenarios import Round, Setup
 from bench.servers import NodeServer, OurServer, ServerUnderTest, ZouServer
 
@@ -40,7 +41,8 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--servers",
         default="ours,zou,node",
-        help="any of ours,zou,node,ours-no-recovery,ours-no-admission (default the first three)",
+        help="any of ours,zou,node,ours-no-recovery,ours-no-admission,node-backlog-2048 "
+        "(default the first three)",
     )
     parser.add_argument("--scenarios", default="steady,burst,idle,storm,idle50k")
     parser.add_argument("--rounds", type=int, default=5, help="steady rounds per server")
@@ -55,6 +57,12 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         "--zou-idle-clients", type=int, default=2000, help="idle: for Zou (its cap is 1,000)"
     )
     parser.add_argument("--storm-clients", type=int, default=10_000, help="storm: Kitsu tabs")
+    parser.add_argument(
+        "--storm-client",
+        choices=KITSU_CLIENTS,
+        default="socketio",
+        help="storm: socket.io-client itself, or its requests on raw sockets (cheaper)",
+    )
     parser.add_argument("--idle50k-clients", type=int, default=50_000, help="idle50k: sockets")
     parser.add_argument(
         "--source-addresses", type=int, default=64, help="idle50k: 127.x.y.z sources"
@@ -82,6 +90,7 @@ def build_servers(names: list[str], cpus: set[int] | None) -> list[ServerUnderTe
         "ours-no-admission": lambda: OurServer(cpus, admission=False),
         "zou": lambda: ZouServer(cpus),
         "node": lambda: NodeServer(cpus),
+        "node-backlog-2048": lambda: NodeServer(cpus, backlog=2048),
     }
     return [known[name]() for name in names]
 
@@ -119,7 +128,7 @@ def run(args: argparse.Namespace, servers: list[ServerUnderTest]) -> list[Round]
     others = [server for server in servers if not isinstance(server, ZouServer)]
     if "storm" in wanted:
         for server in others:
-            record(scenarios.storm(server, setup, args.storm_clients))
+            record(scenarios.storm(server, setup, args.storm_clients, args.storm_client))
     if "idle50k" in wanted:
         for server in others:
             record(

@@ -34,6 +34,7 @@ class Setup:
 class Round:
     server: str
     scenario: str
+    kitsu_client: str | None  # what opened the Kitsu tabs (socketio, wire); None: raw sockets
     clients_wanted: int
     clients_joined: int
     connect_failures: dict[str, int]
@@ -89,12 +90,12 @@ def _round(
     publish: Publish,
     drain_timeout: float,
     concurrency: int | None = None,
-    kitsu: bool = False,
     source_addresses: int = 0,
     idle_seconds: float = 0.0,
+    kitsu_client: str | None = None,
 ) -> Round:
-    """Start the server, connect ``clients`` sockets (``kitsu``: as socket.io-client does),
-    leave them idle ``idle_seconds``, publish, wait for every delivery."""
+    """Start the server, connect ``clients`` sockets (raw WebSockets, or Kitsu tabs opened by
+    ``kitsu_client``), leave them idle ``idle_seconds``, publish, wait for every delivery."""
     publisher = Publisher()
     with server.running(clients) as running:
         time.sleep(SETTLE_SECONDS)
@@ -109,7 +110,7 @@ def _round(
             # Admission control lets a few hundred new sessions in per second: 10k take a while.
             max(setup.connect_timeout, clients / 100),
             setup.handshake_timeout,
-            kitsu,
+            kitsu_client,
             source_addresses,
         ) as client:
             connect_client_cpu_before = procs.cpu_seconds(client.pid)
@@ -150,6 +151,7 @@ def _round(
     return Round(
         server=server.name,
         scenario=scenario,
+        kitsu_client=kitsu_client,
         clients_wanted=clients,
         clients_joined=joined,
         connect_failures=connected.failures,
@@ -246,10 +248,13 @@ def idle(
     )
 
 
-def storm(server: ServerUnderTest, setup: Setup, clients: int) -> Round:
+def storm(
+    server: ServerUnderTest, setup: Setup, clients: int, kitsu_client: str = "socketio"
+) -> Round:
     """``clients`` Kitsu tabs (socket.io-client: cookie, polling handshake, then upgrade)
     reconnecting at once, as after a restart: time until all joined, failures, CPU per
-    connect; then 5 events that every one must receive."""
+    connect; then 5 events that every one must receive. ``kitsu_client``: "socketio" runs
+    socket.io-client, "wire" its requests on raw sockets (the load client then costs less)."""
     return _round(
         server,
         "storm",
@@ -258,5 +263,5 @@ def storm(server: ServerUnderTest, setup: Setup, clients: int) -> Round:
         _few_events,
         drain_timeout=30.0,
         concurrency=clients,
-        kitsu=True,
+        kitsu_client=kitsu_client,
     )

@@ -165,12 +165,14 @@ class ZouServer:
 class NodeServer:
     """bench/node/server.mjs: socket.io 4.8 on Node.js, one process, the same token checks."""
 
-    name = "node"
-
-    def __init__(self, cpus: set[int] | None) -> None:
+    def __init__(self, cpus: set[int] | None, backlog: int | None = None) -> None:
         if not (NODE_SERVER.parent / "node_modules" / "socket.io").exists():
             raise RuntimeError("socket.io is not installed: run scripts/setup.d/30-node.sh")
         self.cpus = cpus
+        # Its accept queue: Node.js's default (511) unless given, e.g. gunicorn's 2048 for a
+        # storm where the queue, not the server, would bound Node.js.
+        self.backlog = backlog
+        self.name = "node" if backlog is None else f"node-backlog-{backlog}"
 
     def versions(self) -> dict[str, str]:
         return machine.node_versions(NODE_SERVER.parent, ("socket.io", "engine.io", "redis"))
@@ -184,6 +186,8 @@ class NodeServer:
         secret = secrets.token_hex(32)
         log = Path(tempfile.gettempdir()) / f"bench-node-{port}.log"
         env = {**os.environ, "PORT": str(port), "SECRET_KEY": secret}
+        if self.backlog is not None:
+            env["BACKLOG"] = str(self.backlog)
         try:
             what = f"the Node.js server on port {port}"
             with _started(["node", str(NODE_SERVER)], env, log, port, what, 30) as process:

@@ -75,4 +75,5 @@ await subscriber.subscribe("flask-socketio", (raw) => {
   target.emit(message.event, ...message.data);
 });
 
-httpServer.listen(Number(process.env.PORT), "127.0.0.1");
+// BACKLOG: the accept queue's length; unset, Node.js's default (511), as a user would run it.
+httpServer.listen(Number(process.env.PORT), "127.0.0.1", Number(process.env.BACKLOG) || undefined);
