@@ -18,6 +18,7 @@ import sys
 import threading
 import time
 import uuid
+from collections import Counter
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
@@ -687,27 +688,34 @@ class SlowZou:
         "user": {"active": True, "role": "user", "preview_project_id": None, "is_bot": False},
     }
 
+    PLAYLIST = "/data/playlists/"
+
     def __init__(self, delay: float) -> None:
-        self.asked = 0  # playlist access checks received
-        self.answered = 0  # and answered
+        # Requests for each playlist, received and answered: its access checks, and the
+        # request for its names that follows the first entry (in the background, so it may
+        # come before or after the next access check).
+        self.asked: Counter[str] = Counter()
+        self.answered: Counter[str] = Counter()
         counting = threading.Lock()  # requests are served on threads: `+=` alone loses counts
         zou = self
 
         class Handler(BaseHTTPRequestHandler):
             def do_GET(self) -> None:
-                playlist = self.path.startswith("/data/playlists/")
-                if playlist:
+                is_playlist = self.path.startswith(SlowZou.PLAYLIST)
+                playlist = self.path.removeprefix(SlowZou.PLAYLIST)
+                if is_playlist:
                     with counting:
-                        zou.asked += 1
+                        zou.asked[playlist] += 1
                     time.sleep(delay)  # the slowness being simulated
-                body = json.dumps({} if playlist else SlowZou.ACCOUNT).encode()
+                body = json.dumps({} if is_playlist else SlowZou.ACCOUNT).encode()
                 self.send_response(200)
                 self.send_header("Content-Type", "application/json")
                 self.send_header("Content-Length", str(len(body)))
                 self.end_headers()
                 self.wfile.write(body)
-                with counting:
-                    zou.answered += playlist
+                if is_playlist:
+                    with counting:
+                        zou.answered[playlist] += 1
 
             def log_message(self, *_args: object) -> None:
                 pass
