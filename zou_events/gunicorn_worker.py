@@ -19,6 +19,8 @@ on what a client sends, the same errors):
   built once per worker (and again when the logs are reopened on SIGUSR1, since the
   stream holds the log files' streams).
 - **Settings read once** (``SettledConfig``): the request parser alone reads some twenty.
+- **What does not change, not asked again**: a listening socket's address (a system call
+  per connection in gunicorn) and the ``Date`` header, formatted once a second.
 
 It also bounds every request head in bytes and in reads (``request_head.py``).
 """
@@ -26,6 +28,7 @@ It also bounds every request head in bytes and in reads (``request_head.py``).
 from __future__ import annotations
 
 import socket
+import time
 from collections.abc import Callable, Iterable
 from datetime import datetime
 from functools import partial
@@ -33,6 +36,7 @@ from typing import Any
 
 import gevent
 from gunicorn import http as gunicorn_http  # type: ignore[import-untyped]
+from gunicorn import util as gunicorn_util
 from gunicorn.http import wsgi  # type: ignore[import-untyped]
 from gunicorn.workers.ggevent import GeventWorker  # type: ignore[import-untyped]
 
@@ -122,6 +126,38 @@ class OneSendResponse(wsgi.Response):  # type: ignore[misc]  # gunicorn has no t
         self._coalesced(write_all)
 
 
+class ListenerName:
+    """A listening socket as gunicorn's connection handler uses it: only its address, which
+    never changes (gunicorn asks the kernel for it at every connection)."""
+
+    __slots__ = ("name",)
+
+    def __init__(self, listener: Any) -> None:
+        self.name = listener.getsockname()
+
+    def getsockname(self) -> Any:
+        return self.name
+
+
+class DateOfTheSecond:
+    """gunicorn's ``http_date``, formatted once per second for the current time (gunicorn
+    formats it for every answer): the same text, as the header has whole seconds."""
+
+    def __init__(self, http_date: Callable[..., str], clock: Callable[[], float] = time.time):
+        self._http_date = http_date
+        self._clock = clock
+        self._second = -1
+        self._text = ""
+
+    def __call__(self, timestamp: float | None = None) -> str:
+        if timestamp is not None:
+            return self._http_date(timestamp)
+        now = self._clock()
+        if int(now) != self._second:
+            self._second, self._text = int(now), self._http_date(now)
+        return self._text
+
+
 class SettledConfig:
     """gunicorn's settings as a worker reads them: each read from gunicorn's ``Config``
     once, then kept. ``Config`` looks a setting up by name at every read (about 25 per
@@ -154,6 +190,9 @@ class LeanGeventWorker(GeventWorker):  # type: ignore[misc]  # gunicorn has no t
         # Every HTTP/1 request head bounded in bytes and reads (request_head.py); gunicorn
         # builds its parser from this module-level name, in this worker process only.
         gunicorn_http.RequestParser = BoundedHeadParser
+        # gunicorn's responses call it through this module-level name.
+        gunicorn_util.http_date = DateOfTheSecond(gunicorn_util.http_date)
+        self._listener_names: dict[Any, ListenerName] = {}
         super().init_process()
 
     def _build_base_environ(self) -> None:
@@ -161,6 +200,12 @@ class LeanGeventWorker(GeventWorker):  # type: ignore[misc]  # gunicorn has no t
 
     def _copy_base_environ(self, _cfg: Any) -> dict[str, Any]:
         return self._base_environ.copy()
+
+    def handle(self, listener: Any, client: Any, addr: Any) -> None:
+        named = self._listener_names.get(listener)
+        if named is None:
+            named = self._listener_names[listener] = ListenerName(listener)
+        super().handle(named, client, addr)
 
     def handle_usr1(self, sig: int, frame: Any) -> None:
         """gunicorn reopens the log files (a greenlet, as GeventWorker does it); the

@@ -14,14 +14,18 @@ from gunicorn.config import Config
 from gunicorn.http.errors import LimitRequestHeaders
 from gunicorn.http.message import Request
 from gunicorn.http.unreader import IterUnreader
+from gunicorn.util import split_request_uri
 
 from zou_events import request_head
 from zou_events.request_head import MAX_HEAD_BYTES, MAX_HEAD_READS, BoundedHeadRequest
+from zou_events.request_head_fast import split_origin_form
 
 
 class GunicornParser(BoundedHeadRequest):
     """gunicorn's own parse, with zou-events' bounds on the head (request_head.py's parse
     without its fast path)."""
+
+    _peer_is_trusted_proxy = Request._peer_is_trusted_proxy  # not remembered per peer
 
     def parse(self, unreader: Any) -> Any:
         self.max_buffer_headers = min(self.max_buffer_headers, MAX_HEAD_BYTES)
@@ -79,6 +83,7 @@ CONFIGS = {
     ),
     "no limits": config(limit_request_line=0, limit_request_fields=0, limit_request_field_size=0),
     "any forwarder": config(forwarded_allow_ips="*", forwarder_headers="*"),
+    "forwarders by network": config(forwarded_allow_ips="203.0.113.0/24,::1"),
     "proxy protocol": config(proxy_protocol="v1", proxy_allow_ips="*"),
 }
 TRUSTED, UNTRUSTED, UNIX = ("127.0.0.1", 50000), ("203.0.113.9", 50000), ""
@@ -428,3 +433,30 @@ def test_mutated_heads_parse_as_with_gunicorns_parser(fast_path: FastPathCount) 
     # Both paths were compared, often.
     assert fast_path.taken > 500
     assert fast_path.stepped_aside > 500
+
+
+def test_targets_split_as_gunicorn_splits_them() -> None:
+    """Every target of the fast path's shape (origin-form, printable ASCII, not "//"):
+    the same path, query and fragment as gunicorn's ``split_request_uri``."""
+    rng = random.Random(1201)
+    alphabet = "/?#:@[]%;=&+.-_~!$'()*,aZ09"
+    targets = ["/", "/?", "/#", "/?#", "/#?", "/a:b", "/a?b:c#d?e#f", "/@x", "/[::1]/p"]
+    targets += ["/" + "".join(rng.choices(alphabet, k=rng.randint(0, 12))) for _ in range(5000)]
+    for target in (t for t in targets if not t.startswith("//")):
+        parts = split_request_uri(target)
+        expected = (parts.path or "", parts.query or "", parts.fragment or "")
+        assert split_origin_form(target) == expected, target
+
+
+def test_a_peers_trust_is_remembered_as_gunicorn_decides_it() -> None:
+    """The memo of forwarded_allow_ips' answer per peer: the same answer as gunicorn's, asked
+    twice, in any order, under settings that trust different peers, and past its bound."""
+    peers = [TRUSTED, UNTRUSTED, ("203.0.113.200", 1), ("::1", 2, 0, 0), ("10.0.0.1", 3), UNIX]
+    peers += [(f"198.51.100.{i % 256}", i) for i in range(request_head.TRUSTED_PEERS_KEPT + 10)]
+    for _ in range(2):
+        for cfg in CONFIGS.values():
+            for peer in peers:
+                req = object.__new__(BoundedHeadRequest)
+                req.cfg, req.peer_addr = cfg, peer
+                assert req._peer_is_trusted_proxy() == Request._peer_is_trusted_proxy(req), peer
+    assert len(request_head._trusted_peers) <= request_head.TRUSTED_PEERS_KEPT
