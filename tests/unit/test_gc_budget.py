@@ -125,9 +125,10 @@ def test_churn_that_makes_cpython_run_full_passes_runs_none_while_held() -> None
 
 def test_installed_it_times_the_passes_and_lets_them_run_again_after_the_hold() -> None:
     observed: list[float] = []
+    _, middle, third = gc.get_threshold()
     budget = gc_budget.install(observed.append, tick=0.01)
     assert budget is not None
-    third = gc.get_threshold()[2]
+    assert gc.get_threshold() == (gc_budget.YOUNG_THRESHOLD, middle, third)
     gc.collect()
 
     assert len(observed) == 1
