@@ -437,10 +437,11 @@ function budgeted(open) {
   else release();
 }
 
-// One polling request on a connection of its own: done(status, body) once, status 0 when
-// the connection failed before a whole response (xmlhttprequest-ssl's status then). The
-// request's cancel function stays in `requests` until it is answered.
-function pollingRequest(path, cookie, body, requests, done) {
+// One polling request on a connection of its own, from `localAddress` (the kernel's choice if
+// undefined): done(status, body) once, status 0 when the connection failed before a whole
+// response (xmlhttprequest-ssl's status then). The request's cancel function stays in
+// `requests` until it is answered.
+function pollingRequest(path, cookie, localAddress, body, requests, done) {
   let socket = null;
   let finished = false;
   const cancel = () => {
@@ -463,7 +464,7 @@ function pollingRequest(path, cookie, body, requests, done) {
         `Host: ${HOST}\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`;
   budgeted(() => {
     if (finished) return null;
-    socket = net.connect({ host: hostname, port: Number(port), noDelay: true });
+    socket = net.connect({ host: hostname, port: Number(port), noDelay: true, localAddress });
     let received = null;
     socket.on("connect", () => socket.write(head));
     socket.on("data", (chunk) => {
@@ -560,13 +561,13 @@ function openKitsuWire(i, retries) {
           else probe.destroy();
         }
         if (polite && wasOpen && !switched) {
-          pollingRequest(path(), cookie, wasJoined ? "41/events,\x1e1" : "1", new Set(), () => {});
+          pollingRequest(path(), cookie, sourceAddress(i), wasJoined ? "41/events,\x1e1" : "1", new Set(), () => {});
         }
       }
 
       function get() {
         polling = true;
-        pollingRequest(path(), cookie, null, requests, (status, body) => {
+        pollingRequest(path(), cookie, sourceAddress(i), null, requests, (status, body) => {
           polling = false;
           if (state === "gone") return;
           if (status !== 200) return fail("transport error", `http ${status}`);
@@ -584,7 +585,7 @@ function openKitsuWire(i, retries) {
           writing = true;
           const body = queue.join("\x1e");
           queue = [];
-          pollingRequest(path(), cookie, body, requests, (status) => {
+          pollingRequest(path(), cookie, sourceAddress(i), body, requests, (status) => {
             writing = false;
             if (state === "gone") return;
             if (status !== 200) return fail("transport error", "xhr post error");

@@ -63,6 +63,12 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         default="socketio",
         help="storm: socket.io-client itself, or its requests on raw sockets (cheaper)",
     )
+    parser.add_argument(
+        "--storm-source-addresses",
+        type=int,
+        default=0,
+        help="storm: spread the tabs over that many 127.x.y.z sources (default one address)",
+    )
     parser.add_argument("--idle50k-clients", type=int, default=50_000, help="idle50k: sockets")
     parser.add_argument(
         "--source-addresses", type=int, default=64, help="idle50k: 127.x.y.z sources"
@@ -128,7 +134,15 @@ def run(args: argparse.Namespace, servers: list[ServerUnderTest]) -> list[Round]
     others = [server for server in servers if not isinstance(server, ZouServer)]
     if "storm" in wanted:
         for server in others:
-            record(scenarios.storm(server, setup, args.storm_clients, args.storm_client))
+            record(
+                scenarios.storm(
+                    server,
+                    setup,
+                    args.storm_clients,
+                    args.storm_client,
+                    args.storm_source_addresses,
+                )
+            )
     if "idle50k" in wanted:
         for server in others:
             record(

@@ -249,12 +249,19 @@ def idle(
 
 
 def storm(
-    server: ServerUnderTest, setup: Setup, clients: int, kitsu_client: str = "socketio"
+    server: ServerUnderTest,
+    setup: Setup,
+    clients: int,
+    kitsu_client: str = "socketio",
+    source_addresses: int = 0,
 ) -> Round:
     """``clients`` Kitsu tabs (socket.io-client: cookie, polling handshake, then upgrade)
     reconnecting at once, as after a restart: time until all joined, failures, CPU per
     connect; then 5 events that every one must receive. ``kitsu_client``: "socketio" runs
-    socket.io-client, "wire" its requests on raw sockets (the load client then costs less)."""
+    socket.io-client, "wire" its requests on raw sockets (the load client then costs less).
+    ``source_addresses``: the tabs' connections spread over that many 127.x.y.z addresses
+    (0: all from one, whose ~28,000 ephemeral ports a storm's ~50,000 short connections
+    reuse within TIME_WAIT's minute)."""
     return _round(
         server,
         "storm",
@@ -264,4 +271,5 @@ def storm(
         drain_timeout=30.0,
         concurrency=clients,
         kitsu_client=kitsu_client,
+        source_addresses=source_addresses,
     )
