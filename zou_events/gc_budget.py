@@ -19,10 +19,10 @@ after the last.
 
 The young generation is also made larger (``YOUNG_THRESHOLD`` new objects still alive
 instead of CPython's 700) so that what a handshake or a delivery makes is mostly gone by
-reference counting before a young collection would promote it: in a 10,000-tab storm,
-10 full passes (1.8 s) became 1-2 and the collector's whole time fell from 2.6 s to
-1.1-1.4 s. A young collection then walks more objects (a few milliseconds on a slow core,
-against a fraction of one), and comes that much more rarely.
+reference counting before a young collection would promote it: in 10,000-tab storms,
+9-10 full passes became 2 and the collector's whole time fell from 2.2-2.3 s to 1.0 s.
+A young collection then walks more objects (a few milliseconds on a slow core, against a
+fraction of one), and comes that much more rarely.
 
 CPython 3.14's collector is incremental (no full pass to hold, the third threshold is
 ignored): there, and on other interpreters, the collector is left as it is.
