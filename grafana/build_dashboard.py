@@ -332,6 +332,10 @@ def connections() -> list[Panel]:
                 f"sum by (reason) ({rate('zou_events_http_requests_refused_total')})",
                 "http {{reason}}",
             ),
+            Query(
+                f"sum by (reason) ({rate('zou_events_connections_closed_before_request_total')})",
+                "no request {{reason}}",
+            ),
             width=6,
             stacked=True,
         ),

@@ -451,8 +451,24 @@ class Settings:
         "Seconds a long-polling POST has to send its whole body; a body that stops coming gets "
         "HTTP 408 and its connection is closed "
         '(`zou_events_polling_requests_refused_total{reason="body_timeout"}`). Request heads '
-        "are bounded by gunicorn's keep-alive timeout (2 s).",
+        "are bounded by `ZOU_EVENTS_FIRST_REQUEST_TIMEOUT`.",
         limit="request_body_timeout_seconds",
+    )
+    first_request_timeout: float = setting(
+        "ZOU_EVENTS_FIRST_REQUEST_TIMEOUT",
+        20.0,
+        _positive_float,
+        "a number of seconds > 0",
+        "Seconds a new connection may stay silent before the first byte of its first "
+        "request: a busy browser can write it seconds after connecting (20 s is Kitsu's "
+        "client's connect timeout; nginx and Node.js wait 60 s). From its first byte a "
+        "request head has gunicorn's keep-alive timeout (2 s), as has a kept-alive "
+        "connection's next request, so a head trickled in pieces gets no more time. While "
+        "more than a quarter of `ZOU_EVENTS_WORKER_CONNECTIONS` wait in silence, each new "
+        "connection closes those silent for over 2 s, oldest first "
+        '(`zou_events_connections_closed_before_request_total{reason="crowded"}`); the '
+        'others are counted as `reason="silent"` when their time is up.',
+        limit="first_request_timeout_seconds",
     )
     new_sessions_per_second: float = setting(
         "ZOU_EVENTS_NEW_SESSIONS_PER_SECOND",

@@ -12,6 +12,7 @@ from typing import Any
 import gevent
 
 from zou_events.config import load_settings
+from zou_events.gunicorn_worker import LeanGeventWorker
 from zou_events.logs import logging_config
 from zou_events.metrics_listener import bind_address
 from zou_events.sd_notify import take_notify_socket
@@ -54,9 +55,13 @@ else:
 def post_worker_init(worker: Any) -> None:
     """SIGTERM drains the sockets first, then lets gunicorn finish the worker."""
     drain = worker.wsgi.drain  # app.Instance's
+    # gunicorn's own worker (a test's reference) has no silent connections of its own
+    lean = isinstance(worker, LeanGeventWorker)
 
     def drain_then_exit() -> None:
         try:
+            if lean:
+                worker.first_requests.stop_waiting()
             drain()
         finally:
             worker.alive = False

@@ -22,7 +22,9 @@ on what a client sends, the same errors):
 - **What does not change, not asked again**: a listening socket's address (a system call
   per connection in gunicorn) and the ``Date`` header, formatted once a second.
 
-It also bounds every request head in bytes and in reads (``request_head.py``).
+It also bounds every request head in bytes and in reads (``request_head.py``), and gives a
+new connection longer than gunicorn's keep-alive timeout to start its first request
+(``first_request.py``).
 """
 
 from __future__ import annotations
@@ -35,12 +37,18 @@ from functools import partial
 from typing import Any
 
 import gevent
+import structlog
 from gunicorn import http as gunicorn_http  # type: ignore[import-untyped]
 from gunicorn import util as gunicorn_util
 from gunicorn.http import wsgi  # type: ignore[import-untyped]
 from gunicorn.workers.ggevent import GeventWorker  # type: ignore[import-untyped]
 
+from zou_events.config import load_settings
+from zou_events.first_request import FirstRequestWait
+from zou_events.log_limit import log_misbehaviour
 from zou_events.request_head import BoundedHeadParser, refusal_reason
+
+log = structlog.get_logger("zou_events.gunicorn_worker")
 
 # Above this, a write goes out on its own rather than copied into one buffer with what
 # precedes it: a copy of a large body costs more than the system call it saves.
@@ -193,7 +201,20 @@ class LeanGeventWorker(GeventWorker):  # type: ignore[misc]  # gunicorn has no t
         # gunicorn's responses call it through this module-level name.
         gunicorn_util.http_date = DateOfTheSecond(gunicorn_util.http_date)
         self._listener_names: dict[Any, ListenerName] = {}
+        settings = load_settings()
+        self.first_requests = FirstRequestWait(
+            settings.first_request_timeout,
+            self.cfg.keepalive,
+            crowd=max(1, settings.worker_connections // 4),
+            closed=_report_closed_before_request,
+        )
         super().init_process()
+
+    def run(self) -> None:
+        from zou_events import metrics  # the worker has patched the standard library by now
+
+        metrics.connections_awaiting_first_request.set_function(self.first_requests.__len__)
+        super().run()
 
     def _build_base_environ(self) -> None:
         self._base_environ = _gunicorn_base_environ(self.cfg)
@@ -202,6 +223,10 @@ class LeanGeventWorker(GeventWorker):  # type: ignore[misc]  # gunicorn has no t
         return self._base_environ.copy()
 
     def handle(self, listener: Any, client: Any, addr: Any) -> None:
+        client.setblocking(True)  # as gunicorn's handle does: the wait is under a Timeout
+        if not self.first_requests.arrives(client):
+            gunicorn_util.close(client)
+            return
         named = self._listener_names.get(listener)
         if named is None:
             named = self._listener_names[listener] = ListenerName(listener)
@@ -283,6 +308,15 @@ class LeanGeventWorker(GeventWorker):  # type: ignore[misc]  # gunicorn has no t
             except Exception:
                 self.log.exception("Exception in post_request hook")
         return True
+
+
+def _report_closed_before_request(reason: str, count: int) -> None:
+    from zou_events import metrics  # after the worker patched the standard library
+
+    metrics.connections_closed_before_request.labels(reason).inc(count)
+    log_misbehaviour(
+        log, "info", "connections closed: no request in time", reason=reason, closed=count
+    )
 
 
 def _write(resp: OneSendResponse, body: Iterable[bytes], file_wrapper: type) -> None:

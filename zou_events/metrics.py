@@ -91,6 +91,8 @@ SUBSCRIBER_RESTART_REASONS = ("died", "stalled")
 POLLING_REFUSALS = ("too_large", "body_timeout", "invalid_body", "bad_request")
 # Requests gunicorn answers itself (gunicorn_worker.py, request_head.py).
 HTTP_REFUSALS = ("request_line_too_long", "head_too_large", "malformed", "server_error")
+# Connections closed before a request (first_request.py, request_head.py).
+CLOSED_BEFORE_REQUEST = ("silent", "crowded", "draining", "head_timeout")
 ROOM_RELAYS = (
     "add-annotation",
     "update-annotation",
@@ -187,6 +189,16 @@ http_requests_refused = Counter(
     "zou_events_http_requests_refused_total",
     "HTTP requests gunicorn answered itself: refused heads (400, 414, 431) or a 500",
     ["reason"],
+)
+connections_closed_before_request = Counter(
+    "zou_events_connections_closed_before_request_total",
+    "Connections closed without an answer before a whole first request head: silent past "
+    "ZOU_EVENTS_FIRST_REQUEST_TIMEOUT, crowded out, draining, or a head not finished in time",
+    ["reason"],
+)
+connections_awaiting_first_request = Gauge(
+    "zou_events_connections_awaiting_first_request",
+    "Connections accepted that have not sent a byte yet (ZOU_EVENTS_FIRST_REQUEST_TIMEOUT)",
 )
 admission_waiting = Gauge(
     "zou_events_admission_waiting",
@@ -300,6 +312,8 @@ def _initialise_label_sets() -> None:
         connections_refused.labels(reason)
     for reason in HTTP_REFUSALS:
         http_requests_refused.labels(reason)
+    for reason in CLOSED_BEFORE_REQUEST:
+        connections_closed_before_request.labels(reason)
     for reason in CUT_REASONS:
         sockets_cut.labels(reason)
     for reason in POLLING_REFUSALS:

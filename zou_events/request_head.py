@@ -16,6 +16,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import gevent
 from gunicorn.http.errors import (  # type: ignore[import-untyped]
     InvalidResponseHeader,
     InvalidResponseHeaderName,
@@ -61,6 +62,19 @@ class BoundedHeadRequest(Request):  # type: ignore[misc]  # gunicorn has no type
         # each field keeps gunicorn's limits.
         self.max_buffer_headers = min(self.max_buffer_headers, MAX_HEAD_BYTES)
         self._head_reads = 0
+        self._head_started = False
+        try:
+            return self._parse_head(unreader)
+        except gevent.Timeout:
+            # The keep-alive timeout of gunicorn's handler: a head begun and not finished in
+            # time is counted (an idle kept-alive connection that sent nothing is not).
+            if self._head_started:
+                from zou_events import metrics  # after the worker patched the standard library
+
+                metrics.connections_closed_before_request.labels("head_timeout").inc()
+            raise
+
+    def _parse_head(self, unreader: Any) -> bytes:
         # The fast path (request_head_fast.py) is for gunicorn's Python parser without a
         # PROXY protocol preface, whose first read it takes as gunicorn's parse would.
         if self.cfg.proxy_protocol == "off" and not self._use_fast:
@@ -96,6 +110,7 @@ class BoundedHeadRequest(Request):  # type: ignore[misc]  # gunicorn has no type
         if self._head_reads > MAX_HEAD_READS:
             raise LimitRequestHeaders("request head in too many pieces")
         super().read_into(unreader, buf, stop)
+        self._head_started = True  # a read that got nothing raised NoMoreData
 
 
 class BoundedHeadParser(RequestParser):  # type: ignore[misc]

@@ -1,7 +1,8 @@
 """HTTP guards (issue 10), against a real server with raw sockets: every polling request is
-answered within a bounded time, admission is decided on the session table and not on the
-query string's shape, and Engine.IO sessions that join no namespace are closed in time and
-hold no place under the socket cap meanwhile."""
+answered within a bounded time, a new connection has ZOU_EVENTS_FIRST_REQUEST_TIMEOUT to
+start its first request and the keep-alive timeout to finish its head, admission is decided
+on the session table and not on the query string's shape, and Engine.IO sessions that join
+no namespace are closed in time and hold no place under the socket cap meanwhile."""
 
 from __future__ import annotations
 
@@ -21,6 +22,8 @@ from tests.support.tokens import make_token
 MAX_PAYLOAD = 65536
 BODY_TIMEOUT = 1.0
 KEEPALIVE = 2.0  # gunicorn_config.keepalive: how long a connection may idle between requests
+FIRST_REQUEST_TIMEOUT = 4.0
+CLOSED = "zou_events_connections_closed_before_request_total"
 
 
 @pytest.fixture(scope="module")
@@ -28,6 +31,7 @@ def server() -> Iterator[ServerHandle]:
     env = {
         "ZOU_EVENTS_MAX_PAYLOAD_BYTES": str(MAX_PAYLOAD),
         "ZOU_EVENTS_REQUEST_BODY_TIMEOUT": str(BODY_TIMEOUT),
+        "ZOU_EVENTS_FIRST_REQUEST_TIMEOUT": str(FIRST_REQUEST_TIMEOUT),
     }
     with start_server(env) as handle:
         yield handle
@@ -122,6 +126,40 @@ def test_refused_posts_leave_no_connection_held() -> None:
                 conn.close()
         health = urllib3.request("GET", server.url + "/health", timeout=1.0, retries=False)
         assert health.status == 200
+
+
+def test_a_first_request_written_after_the_keep_alive_timeout_is_answered(
+    server: ServerHandle,
+) -> None:
+    """A busy client (a loaded browser, a storm's load client) writes its first request
+    seconds after connecting: gunicorn alone closed it unanswered after 2 s."""
+    with socket.create_connection(("127.0.0.1", server.port), timeout=10) as conn:
+        time.sleep(KEEPALIVE + 1.0)  # the client's delay is what is under test
+        conn.sendall(f"GET {POLLING} HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n".encode())
+        assert status_within(conn, 2.0) == 200
+
+
+def test_a_silent_connection_is_closed_after_the_first_request_timeout(
+    server: ServerHandle,
+) -> None:
+    silent_before = metric(server, f'{CLOSED}{{reason="silent"}}')
+    started = time.monotonic()
+    with socket.create_connection(("127.0.0.1", server.port), timeout=10) as conn:
+        assert closed_within(conn, FIRST_REQUEST_TIMEOUT + 2.0)
+    assert time.monotonic() - started >= FIRST_REQUEST_TIMEOUT - 0.1
+    assert metric(server, f'{CLOSED}{{reason="silent"}}') == silent_before + 1
+
+
+def test_a_head_begun_has_the_keep_alive_timeout_to_finish(server: ServerHandle) -> None:
+    """From its first byte a head has 2 s, however long the silence before it was: a head
+    trickled in pieces gets no more time than gunicorn gave it."""
+    before = metric(server, f'{CLOSED}{{reason="head_timeout"}}')
+    with socket.create_connection(("127.0.0.1", server.port), timeout=10) as conn:
+        conn.sendall(b"GET /health HTTP/1.1\r\n")
+        started = time.monotonic()
+        assert closed_within(conn, KEEPALIVE + 2.0)
+        assert time.monotonic() - started < FIRST_REQUEST_TIMEOUT
+    assert metric(server, f'{CLOSED}{{reason="head_timeout"}}') == before + 1
 
 
 def test_a_sid_in_the_query_string_is_no_way_past_the_socket_cap() -> None:

@@ -10,14 +10,21 @@ from __future__ import annotations
 
 import json
 import signal
+import socket
 import time
 
 import urllib3
 
-from tests.resilience.support import LoadClient, publish_sequence, ready_status, sampling
+from tests.resilience.support import (
+    LoadClient,
+    metric,
+    publish_sequence,
+    ready_status,
+    sampling,
+)
 from tests.support.js_client import JsClient
 from tests.support.redis_server import RedisServer
-from tests.support.server import ServerHandle, start_server
+from tests.support.server import ServerHandle, start_server, wait_until
 from tests.support.tokens import make_token
 
 SOCKETS = 200  # opened over 1 s: a burst of connects is test_reconnect_storm's subject
@@ -117,3 +124,32 @@ def test_sigterm_clients_reconnect_to_the_other_instance(
         finally:
             stopped.stop()
         assert stopped.process.returncode == 0
+
+
+def test_silent_connections_do_not_hold_the_exit_back(redis_env: dict[str, str]) -> None:
+    """Connections that never sent a byte may wait ZOU_EVENTS_FIRST_REQUEST_TIMEOUT (20 s)
+    for their first request: a draining worker closes them at once, or gunicorn would wait
+    for them up to the graceful timeout."""
+    env = {**redis_env, "ZOU_EVENTS_GRACEFUL_TIMEOUT": str(GRACEFUL_TIMEOUT)}
+    server = start_server(env)
+    silent = [socket.create_connection(("127.0.0.1", server.port)) for _ in range(SOCKETS)]
+    try:
+        wait_until(
+            lambda: metric(server, "zou_events_connections_awaiting_first_request") == SOCKETS,
+            10,
+            "the silent connections to be accepted",
+        )
+        took = terminate(server)
+        logs = server.logs()
+    finally:
+        server.stop()
+        for conn in silent:
+            conn.close()
+    assert server.process.returncode == 0
+    assert took < GRACEFUL_TIMEOUT / 2, f"exit took {took:.1f}s"
+    closed = [
+        json.loads(line)
+        for line in logs.splitlines()
+        if '"connections closed: no request in time"' in line
+    ]
+    assert [(e["reason"], e["closed"]) for e in closed] == [("draining", SOCKETS)]
