@@ -205,7 +205,7 @@ class LeanGeventWorker(GeventWorker):  # type: ignore[misc]  # gunicorn has no t
         self.first_requests = FirstRequestWait(
             settings.first_request_timeout,
             self.cfg.keepalive,
-            crowd=max(1, settings.worker_connections // 4),
+            crowd=max(1, settings.worker_connections // 2),
             closed=_report_closed_before_request,
         )
         super().init_process()
