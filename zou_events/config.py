@@ -464,10 +464,12 @@ class Settings:
         "client's connect timeout; nginx and Node.js wait 60 s). From its first byte a "
         "request head has gunicorn's keep-alive timeout (2 s), as has a kept-alive "
         "connection's next request, so a head trickled in pieces gets no more time. While "
-        "more than a quarter of `ZOU_EVENTS_WORKER_CONNECTIONS` wait in silence, each new "
-        "connection closes those silent for over 2 s, oldest first "
-        '(`zou_events_connections_closed_before_request_total{reason="crowded"}`); the '
-        'others are counted as `reason="silent"` when their time is up.',
+        "more than half of `ZOU_EVENTS_WORKER_CONNECTIONS` wait in silence, those silent "
+        "for over 2 s are closed, oldest first "
+        '(`zou_events_connections_closed_before_request_total{reason="crowded"}`; a '
+        "10,000-tab storm driven by one load client held up to 9,877 silent, "
+        'benchmarks.md); the others are counted as `reason="silent"` when their time '
+        "is up. A silent connection holds about 10 KiB and a file descriptor.",
         limit="first_request_timeout_seconds",
     )
     new_sessions_per_second: float = setting(

@@ -1,6 +1,7 @@
-"""Hostile HTTP clients (issue 10, items 2 and 3, sessions that never join, slow bodies):
-every polling request answered within a bounded time, admission decided on the real
-session table, sessions without a namespace closed in time and holding no place."""
+"""Hostile HTTP clients (issue 10, items 2 and 3, sessions that never join, slow bodies,
+silent connections): every polling request answered within a bounded time, admission
+decided on the real session table, sessions without a namespace and connections without a
+request closed in time and holding no place."""
 
 from __future__ import annotations
 
@@ -12,14 +13,17 @@ from concurrent.futures import ThreadPoolExecutor
 
 import urllib3
 
-from tests.hostile.conftest import SMALL_CAP
-from tests.hostile.support import Counted, Instance, attack_window, open_websocket
+from tests.hostile.conftest import SMALL_CAP, SMALL_POOL
+from tests.hostile.support import Counted, Instance, Sampler, attack_window, open_websocket
+from tests.resilience.support import metric, raise_fd_limit
 from tests.support.raw_eio import POLLING, Polling, raw_post, status_within
 from tests.support.raw_websocket import RawWebSocket
 
 REFUSED_POSTS = "zou_events_polling_requests_refused_total"
 REFUSED = "zou_events_connections_refused_total"
 REFUSED_HTTP = "zou_events_http_requests_refused_total"
+CLOSED = "zou_events_connections_closed_before_request_total"
+SILENT = "zou_events_connections_awaiting_first_request"
 MAX_PAYLOAD = 1_000_000  # the default ZOU_EVENTS_MAX_PAYLOAD_BYTES
 BODY_TIMEOUT = 10.0  # the default ZOU_EVENTS_REQUEST_BODY_TIMEOUT
 ANSWER_BOUND = 1.0  # seconds for a refused POST to be answered (issue 10)
@@ -147,6 +151,42 @@ def test_request_heads_trickled_in_small_pieces_are_cut_cheaply(instance: Instan
         window.notes["attacker"] = dict(statuses)
         window.check(set(statuses) == {"431"}, f"answers: {dict(statuses)}")
     assert window.notes["worker_cpu"] < 0.5, window.notes
+
+
+def test_silent_connections_are_bounded_by_crowding(small_pool: Instance) -> None:
+    """Connections that never send a byte may each wait ZOU_EVENTS_FIRST_REQUEST_TIMEOUT
+    (20 s) for a first request: 500 a second for 10 s, no token, would hold 5,000 of the
+    instance's 4,000. Past half of them silent, those silent over 2 s are closed oldest
+    first: the silent never exceed that half plus 2 s of the flood, the crowded are counted,
+    and a real user's handshake is answered all along."""
+    rate, bound = 500, SMALL_POOL // 2
+    raise_fd_limit(4 * SMALL_POOL)
+    silent: list[socket.socket] = []
+    users: Counter[str] = Counter()
+    held = Sampler(lambda: metric(small_pool.server, SILENT), 0.25)
+    expect = [Counted(CLOSED, {"reason": "crowded"}, at_least=1500)]
+    try:
+        with attack_window(small_pool, "silent connections", expect) as window:
+            for _ in window.running():
+                started = time.monotonic()
+                for _ in range(rate // 10):
+                    silent.append(socket.create_connection(("127.0.0.1", small_pool.port)))
+                try:
+                    response = urllib3.request(
+                        "GET", small_pool.url + POLLING, retries=False, timeout=2
+                    )
+                    users[str(response.status)] += 1
+                except urllib3.exceptions.HTTPError as error:
+                    users[type(error).__name__] += 1
+                time.sleep(max(0.0, 0.1 - (time.monotonic() - started)))  # the flood's pace
+            most = max(held.stop(), default=0)
+            window.notes["attacker"] = {"connections": len(silent), "most_silent": most, **users}
+            window.check(most <= bound + 2 * rate + 200, f"{most:g} silent connections held")
+            window.check(set(users) == {"200"}, f"real users: {dict(users)}")
+    finally:
+        held.stop()
+        for conn in silent:
+            conn.close()
 
 
 def joined_websocket(instance: Instance) -> RawWebSocket:
