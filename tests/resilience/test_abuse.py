@@ -183,7 +183,7 @@ def test_half_open_connections_are_reclaimed_while_serving(
     server: ServerHandle, worker: int
 ) -> None:
     """Connections that send part of a request and stop: gunicorn's keep-alive timeout (2 s)
-    bounds the wait for a request, so they cost nothing after that."""
+    bounds a head from its first byte, so they cost nothing after that."""
     raise_fd_limit(2 * HALF_OPEN + 1024)
     connections: list[socket.socket] = []
     try:
@@ -206,7 +206,8 @@ def test_half_open_connections_are_reclaimed_while_serving(
 
 
 def test_slowloris_is_cut_despite_trickling(server: ServerHandle, worker: int) -> None:
-    """A byte every 0.5 s does not keep a connection: the 2 s bound is for the whole request."""
+    """A byte every 0.5 s does not keep a connection: the 2 s bound from the first byte is
+    for the whole head (ZOU_EVENTS_FIRST_REQUEST_TIMEOUT is for silence only)."""
     connections = [half_open(server, PARTIAL_REQUEST[:1]) for _ in range(200)]
     open_ones = set(connections)
     started = time.monotonic()
