@@ -34,8 +34,9 @@ WsgiApp = Callable[[dict[str, Any], StartResponse], Iterable[bytes]]
 
 
 class Admission:
-    """``socket_count`` counts the sessions that joined a namespace: those that have not yet
-    are bounded by the new-session rate and closed after ZOU_EVENTS_CONNECT_TIMEOUT."""
+    """``socket_count`` counts the sessions that joined a namespace, and those whose
+    handshake carried a valid token: the others are bounded by the new-session rate and
+    pending_sessions.MAX_PENDING, and closed after ZOU_EVENTS_CONNECT_TIMEOUT."""
 
     def __init__(
         self,

@@ -49,9 +49,6 @@ class Instance:
         # Unique per process: after a reload the new worker must not release what the old
         # one's sockets still hold (it is reaped once the old heartbeat expires).
         self.instance_id = f"{settings.instance_id}:{os.getpid()}"
-        sio = EventServer(settings, connect_answer=bus.recovery.connect_answer)
-        fanout = Fanout(sio, bus.host_id, bus.publish, bus.recovery)
-        subscription = bus.subscription(fanout)
         zou = (
             ZouApi(settings.zou_api_url, settings.zou_api_timeout, settings.zou_api_cache_seconds)
             if settings.zou_api_url
@@ -63,6 +60,11 @@ class Instance:
             zou,
             revocation_bound=settings.revocation_check_interval,
         )
+        sio = EventServer(
+            settings, connect_answer=bus.recovery.connect_answer, vouches=authenticator.vouches
+        )
+        fanout = Fanout(sio, bus.host_id, bus.publish, bus.recovery)
+        subscription = bus.subscription(fanout)
         kicks = Kicks(sio)
         sessions = Sessions(
             kick=kicks.kick,
@@ -108,7 +110,7 @@ class Instance:
             settings.max_sockets,
             settings.new_sessions_per_second,
             settings.new_sessions_burst,
-            socket_count=sio.joined_sessions,
+            socket_count=sio.placed_sessions,
             draining=readiness.is_draining,
             loop_lag=loop_lag.current,
             max_lag=settings.admission_max_lag,

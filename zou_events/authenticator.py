@@ -53,6 +53,19 @@ class Authenticator:
                 raise
             return self._check(from_payload, "auth")
 
+    def vouches(self, environ: dict[str, Any]) -> bool:
+        """Whether a handshake carries a token that passes the local checks (signature,
+        claims, expiry): its session is a person's, whose client may be slow to send its
+        CONNECT (pending_sessions.py). Revocation and Zou's word are asked at the CONNECT."""
+        found = handshake_token(environ)
+        if found is None:
+            return False
+        try:
+            self._tokens.verify(*found, time.time())
+        except AuthRefused:
+            return False
+        return True
+
     def _check(self, token: str, source: str) -> Identity:
         identity = self._tokens.verify(token, source, time.time())
         revocation_checked = self._check_revocation(identity)

@@ -418,8 +418,9 @@ class Settings:
         "Engine.IO sessions that joined a namespace (`/` or `/events`) one instance accepts; "
         "beyond, a new handshake gets HTTP 503 (`Retry-After: 1`) and "
         '`zou_events_connections_refused_total{reason="over_capacity"}` moves. Sessions that '
-        "have not joined one yet do not count: the new-session rate and "
-        "`ZOU_EVENTS_CONNECT_TIMEOUT` bound them. Keep it below "
+        "have not joined one yet count only when their handshake carried a valid token "
+        "(Kitsu's cookie: a person's slow client); the others are bounded by the new-session "
+        "rate and `ZOU_EVENTS_CONNECT_TIMEOUT`. Keep it below "
         "`ZOU_EVENTS_WORKER_CONNECTIONS` so that `/metrics` and `/ready` still answer.",
         limit="max_sockets",
     )
@@ -437,10 +438,13 @@ class Settings:
         "server's; new sessions are refused meanwhile). Kitsu's client sends its CONNECT "
         "right after the handshake, but a busy browser (or load client) can take seconds: "
         "20 s is Kitsu's client's own connect timeout (socket.io on Node.js waits 45 s). "
-        "At 5,000 sessions without a namespace, new handshakes wait their turn "
-        '(`reason="unjoined"` if they wait too long) and those past half the timeout are '
-        "closed sooner, counted the same way: a flood of handshakes with no token cannot keep "
-        "real users out, and a storm's slow client is held back instead of losing sessions.",
+        "At 5,000 sessions without a namespace whose handshake carried no valid token, new "
+        'handshakes wait their turn (`reason="unjoined"` if they wait too long) and those of '
+        "them past half the timeout are closed sooner, counted the same way: a flood of "
+        "handshakes with no token cannot keep real users out. A session whose handshake "
+        "carried a valid token is never closed early (one load client driving a 10,000-tab "
+        "storm sent CONNECTs over 10 s behind) and holds a place under "
+        "`ZOU_EVENTS_MAX_SOCKETS` meanwhile.",
         limit="connect_timeout_seconds",
     )
     request_body_timeout: float = setting(

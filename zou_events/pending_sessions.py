@@ -13,6 +13,12 @@ token, which then cannot keep real users out), while a storm's slow client, whos
 come a few seconds behind, is held back instead of having its sessions closed under it
 (closing the oldest at once cost a 10,000-tab storm 6,000 retries and half its time).
 
+A session whose handshake carried a token that passes the local checks (Kitsu's cookie) is
+a person's, whose client may be slow (one load client driving a 10,000-tab storm sent
+CONNECTs over 10 s behind): it has its whole timeout, is never closed early, and does not
+count toward MAX_PENDING; it holds a place under ZOU_EVENTS_MAX_SOCKETS instead
+(``vouched``), as the socket it is about to be.
+
 While the worker is overloaded a CONNECT may wait its turn longer than the timeout: that
 delay is the server's, not the client's, so the sweep waits too (admission refuses new
 sessions meanwhile, so none pile up).
@@ -59,6 +65,7 @@ class PendingSessions:
         self._clock = clock
         # Insertion order is deadline order, as every session gets the same timeout.
         self._deadlines: dict[str, float] = {}
+        self._vouched: set[str] = set()  # sessions whose handshake carried a valid token
         # CONNECTs being handled: authentication may wait on Zou's API, not to be cut short.
         self._connecting: Counter[str] = Counter()
         self._sweeper: gevent.Greenlet | None = None
@@ -66,16 +73,27 @@ class PendingSessions:
     def __len__(self) -> int:
         return len(self._deadlines)
 
+    @property
+    def vouched(self) -> int:
+        """Sessions whose handshake carried a valid token: each holds a socket's place."""
+        return len(self._vouched)
+
+    def _unvouched(self) -> int:
+        return len(self._deadlines) - len(self._vouched)
+
     def full(self) -> bool:
         """At the bound: new sessions must wait (admission's ``unjoined``)."""
-        return len(self._deadlines) >= self.max_pending
+        return self._unvouched() >= self.max_pending
 
-    def opened(self, eio_sid: str) -> None:
+    def opened(self, eio_sid: str, vouched: bool = False) -> None:
         self._deadlines[eio_sid] = self._clock() + self.timeout
+        if vouched:
+            self._vouched.add(eio_sid)
 
     def settled(self, eio_sid: str) -> None:
         """The session joined a namespace, or is gone."""
         self._deadlines.pop(eio_sid, None)
+        self._vouched.discard(eio_sid)
 
     @contextmanager
     def connecting(self, eio_sid: str) -> Iterator[None]:
@@ -99,22 +117,25 @@ class PendingSessions:
                 self.sweep()
 
     def sweep(self) -> int:
-        """Close the sessions past their deadline and, when ``full``, the oldest past
-        ``EARLY_CLOSE_AGE`` of the timeout; how many were closed."""
+        """Close the sessions past their deadline and, when ``full``, the oldest unvouched
+        past ``EARLY_CLOSE_AGE`` of the timeout; how many were closed."""
         now = self._clock()
         # Deadlines before this are of sessions old enough to be closed early.
         early = now + self.timeout * (1 - EARLY_CLOSE_AGE) if self.full() else now
-        excess = len(self._deadlines) - int(self.max_pending * EARLY_CLOSE_DOWN_TO)
+        excess = self._unvouched() - int(self.max_pending * EARLY_CLOSE_DOWN_TO)
         expired: list[str] = []
         for eio_sid, deadline in self._deadlines.items():
-            if deadline > now and (deadline >= early or len(expired) >= excess):
-                break
+            if deadline > now:
+                if deadline >= early or len(expired) >= excess:
+                    break
+                if eio_sid in self._vouched:  # a person's slow client: its whole timeout
+                    continue
             if eio_sid not in self._connecting:
                 expired.append(eio_sid)
         for count, eio_sid in enumerate(expired, 1):
             if count % CLOSES_PER_TURN == 0:
                 gevent.sleep(0)  # thousands at once (after an overload) must not stall the loop
-            self._deadlines.pop(eio_sid, None)
+            self.settled(eio_sid)
             try:
                 self._close(eio_sid)
             except Exception:  # one failed close must not keep the others open

@@ -216,3 +216,28 @@ def test_sessions_that_join_no_namespace_in_time_are_closed_and_hold_no_place() 
             assert [s.post("3") for s in others] == [200, 200]
             assert server.get_json("/stats")[1]["nb_connections"] == 1
             assert not [m for m in client.seen if m.get("type") == "disconnect"]
+
+
+def test_a_handshake_with_a_valid_token_holds_a_place_until_it_joins_or_times_out() -> None:
+    """A session whose handshake carried Kitsu's cookie is a person's, whose client may be
+    slow to send its CONNECT: never closed early, it holds the place of the socket it is
+    about to be; one that never joins is closed at ZOU_EVENTS_CONNECT_TIMEOUT all the same."""
+    env = {"ZOU_EVENTS_MAX_SOCKETS": "2", "ZOU_EVENTS_CONNECT_TIMEOUT": "2"}
+    with start_server(env) as server:
+        cookie = {"Cookie": f"access_token_cookie={make_token(server.secret_key)}"}
+        slow = [Polling(server.url, cookie), Polling(server.url, cookie)]
+        full = urllib3.request("GET", server.url + POLLING, retries=False)
+        assert (full.status, full.data) == (503, b"over_capacity")
+        # one joins: it keeps its place; the other never does and is closed in time
+        assert slow[0].post("40/events,") == 200  # authenticated by its handshake's cookie
+        wait_until(
+            lambda: (
+                metric(server, 'zou_events_connections_refused_total{reason="connect_timeout"}')
+                == 1
+            ),
+            6,
+            "the session that never joined to be closed",
+        )
+        assert slow[1].post("3") == 400  # gone
+        assert slow[0].post("3") == 200
+        assert Polling(server.url).sid  # its place is free again

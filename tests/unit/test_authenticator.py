@@ -79,6 +79,24 @@ def test_the_handshake_token_comes_first_then_the_auth_payload(store: redis.Redi
     assert refused(authenticator, environ, {"token": "garbage"}) == "invalid_token"
 
 
+def test_a_handshake_vouches_for_its_session_only_with_a_token_that_passes() -> None:
+    """What pending_sessions trusts to hold a slow client's session its whole timeout: a
+    token in the cookie or the header that passes the local checks; nothing else."""
+    authenticator = Authenticator(KEY, None, None, BOUND)
+    good = make_token(KEY)
+    assert authenticator.vouches(cookie(good))
+    assert authenticator.vouches({"HTTP_AUTHORIZATION": f"Bearer {good}"})
+    for environ in (
+        {},
+        cookie(make_token(KEY, lifetime=-5)),  # expired
+        cookie(make_token("x" * 64)),  # another key
+        cookie(make_token(KEY, type="refresh")),
+        cookie("garbage"),
+        {"HTTP_AUTHORIZATION": f"Basic {good}"},
+    ):
+        assert not authenticator.vouches(environ), environ
+
+
 # --- Zou's revoked-token store -----------------------------------------------------------
 
 

@@ -64,6 +64,28 @@ def test_at_the_bound_only_sessions_past_half_the_timeout_are_closed_early() -> 
     assert closed == ["b", "a"] and len(sessions) == 9
 
 
+def test_vouched_sessions_have_their_whole_timeout_and_leave_the_bound_to_others() -> None:
+    """A session whose handshake carried a valid token (a person's slow client) is never
+    closed early, and does not fill the bound: it holds a socket's place instead."""
+    clock, closed = Clock(), list[str]()
+    sessions = PendingSessions(20.0, closed.append, clock=clock, max_pending=4)
+    for eio_sid in "abcdefgh":  # a, c, e, g vouched; one a second
+        sessions.opened(eio_sid, vouched=eio_sid in "aceg")
+        clock.now += 1
+    assert sessions.vouched == 4 and len(sessions) == 8
+    assert sessions.full()  # b, d, f, h: four without a valid token
+    clock.now += 8  # a is 16 s old ... h 9 s: a to g past half the timeout
+    assert sessions.sweep() == 1
+    assert closed == ["b"]  # the oldest unvouched, down to 3 (90 % of 4)
+    assert not sessions.full()
+    assert sessions.sweep() == 0
+    clock.now += 4  # a's deadline (20 s) has passed: vouched, it is closed as anyone then
+    assert sessions.sweep() == 1 and closed == ["b", "a"]
+    assert sessions.vouched == 3
+    sessions.settled("c")  # joined
+    assert sessions.vouched == 2 and len(sessions) == 5
+
+
 def test_settled_sessions_are_never_closed() -> None:
     clock, closed = Clock(), []
     sessions = pending(clock, closed)

@@ -47,6 +47,10 @@ def _plain_answer(eio_sid: str, answer: dict[str, Any]) -> list[list[Any]]:
     return []
 
 
+def _nobody_vouches(environ: dict[str, Any]) -> bool:
+    return False
+
+
 def handshake_environ(environ: dict[str, Any]) -> dict[str, Any]:
     """What python-socketio keeps of a session's handshake request for its namespaces'
     connect handlers: its text (headers, address, query), not the server's objects (the
@@ -58,7 +62,12 @@ def handshake_environ(environ: dict[str, Any]) -> dict[str, Any]:
 class EventServer(socketio.Server):
     """python-socketio's server with our WebSocket driver and a count of unknown namespaces."""
 
-    def __init__(self, settings: Settings, connect_answer: ConnectAnswer = _plain_answer) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        connect_answer: ConnectAnswer = _plain_answer,
+        vouches: Callable[[dict[str, Any]], bool] = _nobody_vouches,
+    ) -> None:
         super().__init__(
             client_manager=IndexedManager(),
             # bounded JSON as browsers read it (no NaN/Infinity), for Socket.IO packets
@@ -103,6 +112,8 @@ class EventServer(socketio.Server):
         # task sweeps them (every ping timeout), so its size is no measure for admission.
         self.open_sessions: set[str] = set()
         self.pending = PendingSessions(settings.connect_timeout, self.end_transport)
+        # whether a handshake carries a valid token (Authenticator.vouches)
+        self._vouches = vouches
         self._gates: dict[tuple[str, str], Gate] = {}  # (namespace, event) -> its gate
         self.connect_answer = connect_answer
 
@@ -116,9 +127,10 @@ class EventServer(socketio.Server):
     def _engineio_server_class(self) -> type[EngineIOServer]:
         return EngineIOServer
 
-    def joined_sessions(self) -> int:
-        """Open sessions that joined a namespace: what ZOU_EVENTS_MAX_SOCKETS caps."""
-        return len(self.open_sessions) - len(self.pending)
+    def placed_sessions(self) -> int:
+        """What ZOU_EVENTS_MAX_SOCKETS caps: the open sessions that joined a namespace, and
+        those about to join whose handshake carried a valid token."""
+        return len(self.open_sessions) - len(self.pending) + self.pending.vouched
 
     # --- what the rest of the package uses instead of the libraries' internals ----------
 
@@ -214,7 +226,7 @@ class EventServer(socketio.Server):
         self.pinger.install(socket)
         inbound.install(socket, self.inbound_limits, self.cut)
         self.open_sessions.add(eio_sid)
-        self.pending.opened(eio_sid)
+        self.pending.opened(eio_sid, vouched=self._vouches(environ))
         return super()._handle_eio_connect(eio_sid, handshake_environ(environ))
 
     def _handle_eio_disconnect(self, eio_sid: str, reason: Any) -> None:
