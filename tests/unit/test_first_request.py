@@ -12,27 +12,18 @@ from contextlib import contextmanager
 import gevent
 from gevent import socket
 
+from tests.support.clock import Clock
 from zou_events.first_request import FirstRequestWait
 
 HEAD_TIMEOUT = 1.0  # gunicorn's keep-alive timeout (2 s in a server): crowding closes past it
 
 
-class Clock:
-    """The wait's clock for crowding decisions (its timeouts are gevent's, real)."""
-
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
-
-
 class Waits:
     def __init__(self, silence_timeout: float = 30.0, crowd: int = 100) -> None:
-        self.clock = Clock()
+        self.clock = Clock()  # for crowding decisions; the timeouts are gevent's, real
         self.closed: Counter[str] = Counter()
         self.wait = FirstRequestWait(
-            silence_timeout, HEAD_TIMEOUT, crowd, self._closed, clock=self.clock
+            silence_timeout, HEAD_TIMEOUT, crowd, self._closed, clock=self.clock.monotonic
         )
         self.pairs: list[tuple[socket.socket, socket.socket]] = []
 
