@@ -454,8 +454,8 @@ class Settings:
         "a number of seconds > 0",
         "Seconds a long-polling POST has to send its whole body; a body that stops coming gets "
         "HTTP 408 and its connection is closed "
-        '(`zou_events_polling_requests_refused_total{reason="body_timeout"}`). Request heads '
-        "are bounded by `ZOU_EVENTS_FIRST_REQUEST_TIMEOUT`.",
+        '(`zou_events_polling_requests_refused_total{reason="body_timeout"}`). For request '
+        "heads see `ZOU_EVENTS_FIRST_REQUEST_TIMEOUT`.",
         limit="request_body_timeout_seconds",
     )
     first_request_timeout: float = setting(

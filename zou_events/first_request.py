@@ -24,9 +24,25 @@ from contextlib import suppress
 from typing import Any
 
 import gevent
+import structlog
+
+from zou_events.log_limit import log_misbehaviour
+
+log = structlog.get_logger("zou_events.first_request")
 
 # (reason, connections) for each closing: "silent" (no byte in time), "crowded" or "draining"
 Closed = Callable[[str, int], None]
+
+
+def report_closed(reason: str, count: int = 1) -> None:
+    """Counts and logs (rate-limited) connections closed before a whole request head, by a
+    reason of ``metrics.CLOSED_BEFORE_REQUEST``."""
+    from zou_events import metrics  # imported once the worker patched the standard library
+
+    metrics.connections_closed_before_request.labels(reason).inc(count)
+    log_misbehaviour(
+        log, "info", "connections closed: no request in time", reason=reason, closed=count
+    )
 
 
 class FirstRequestWait:

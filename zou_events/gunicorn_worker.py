@@ -37,18 +37,14 @@ from functools import partial
 from typing import Any
 
 import gevent
-import structlog
 from gunicorn import http as gunicorn_http  # type: ignore[import-untyped]
 from gunicorn import util as gunicorn_util
 from gunicorn.http import wsgi  # type: ignore[import-untyped]
 from gunicorn.workers.ggevent import GeventWorker  # type: ignore[import-untyped]
 
 from zou_events.config import load_settings
-from zou_events.first_request import FirstRequestWait
-from zou_events.log_limit import log_misbehaviour
+from zou_events.first_request import FirstRequestWait, report_closed
 from zou_events.request_head import BoundedHeadParser, refusal_reason
-
-log = structlog.get_logger("zou_events.gunicorn_worker")
 
 # Above this, a write goes out on its own rather than copied into one buffer with what
 # precedes it: a copy of a large body costs more than the system call it saves.
@@ -207,7 +203,7 @@ class LeanGeventWorker(GeventWorker):  # type: ignore[misc]  # gunicorn has no t
             self.cfg.keepalive,
             # half the connections: a storm's one load client held 9,877 silent (benchmarks.md)
             crowd=max(1, settings.worker_connections // 2),
-            closed=_report_closed_before_request,
+            closed=report_closed,
         )
         super().init_process()
 
@@ -309,15 +305,6 @@ class LeanGeventWorker(GeventWorker):  # type: ignore[misc]  # gunicorn has no t
             except Exception:
                 self.log.exception("Exception in post_request hook")
         return True
-
-
-def _report_closed_before_request(reason: str, count: int) -> None:
-    from zou_events import metrics  # after the worker patched the standard library
-
-    metrics.connections_closed_before_request.labels(reason).inc(count)
-    log_misbehaviour(
-        log, "info", "connections closed: no request in time", reason=reason, closed=count
-    )
 
 
 def _write(resp: OneSendResponse, body: Iterable[bytes], file_wrapper: type) -> None:

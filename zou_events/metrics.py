@@ -192,7 +192,7 @@ http_requests_refused = Counter(
 )
 connections_closed_before_request = Counter(
     "zou_events_connections_closed_before_request_total",
-    "Connections closed without an answer before a whole first request head: silent past "
+    "Connections closed without an answer before a whole request head: silent past "
     "ZOU_EVENTS_FIRST_REQUEST_TIMEOUT, crowded out, draining, or a head not finished in time",
     ["reason"],
 )

@@ -27,6 +27,7 @@ from gunicorn.http.errors import (  # type: ignore[import-untyped]
 from gunicorn.http.message import Request  # type: ignore[import-untyped]
 from gunicorn.http.parser import RequestParser  # type: ignore[import-untyped]
 
+from zou_events.first_request import report_closed
 from zou_events.request_head_fast import parse_common_head
 
 MAX_HEAD_BYTES = 32 * 1024
@@ -69,9 +70,7 @@ class BoundedHeadRequest(Request):  # type: ignore[misc]  # gunicorn has no type
             # The keep-alive timeout of gunicorn's handler: a head begun and not finished in
             # time is counted (an idle kept-alive connection that sent nothing is not).
             if self._head_started:
-                from zou_events import metrics  # after the worker patched the standard library
-
-                metrics.connections_closed_before_request.labels("head_timeout").inc()
+                report_closed("head_timeout")
             raise
 
     def _parse_head(self, unreader: Any) -> bytes:
